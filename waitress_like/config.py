@@ -1,0 +1,795 @@
+"""The settings table: every setting waitress_like understands, in one place.
+
+:data:`SETTINGS` is the single source of truth. ``serve()``, PasteDeploy, the CLI and the
+documentation are all generated from it, so adding a setting means adding one
+:class:`Setting` row: how one value is checked lives in the row's converter, and checks
+that involve several settings live in :func:`_check_conflicts`.
+
+Names, defaults and string conversions follow waitress 3.x, so a waitress configuration
+works unchanged. Every value may be given as a Python object (``serve(app, threads=8)``)
+or as a string (PasteDeploy, the command line: ``threads="8"``). Every problem raises
+:class:`~waitress_like.errors.ConfigError` naming the setting.
+
+Nothing here does I/O: host names are not resolved and service names are not looked up
+(ports are numbers); turning :class:`ListenAddress` values into sockets is the listeners'
+job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import os
+import re
+import socket
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NoReturn
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PORT",
+    "SETTINGS",
+    "SETTINGS_BY_NAME",
+    "TOPICS",
+    "Converter",
+    "ListenAddress",
+    "Setting",
+    "Settings",
+]
+
+#: The port a bare ``HOST`` in ``listen`` uses (``port`` may not be combined with listen).
+DEFAULT_PORT = 8080
+
+#: Topic key -> title, in documentation order.
+TOPICS: Mapping[str, str] = {
+    "listening": "Listening",
+    "threads": "Threads",
+    "http": "HTTP",
+    "buffers": "Buffers",
+    "timeouts": "Timeouts",
+    "proxy": "Proxy",
+    "logging": "Logging",
+    "compat": "Compatibility",
+}
+
+KNOWN_PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-by",
+    }
+)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+class Converter:
+    """A value converter plus what the CLI and the docs need to know about it.
+
+    Calling it turns a Python object or a string into the setting's value. It raises
+    ``ValueError`` or ``TypeError`` whose message is the reason; :meth:`Setting.parse`
+    adds the setting's name and turns that into a :class:`ConfigError`.
+    """
+
+    __slots__ = ("_function", "accepts_text", "is_flag", "metavar", "type_name")
+
+    def __init__(
+        self,
+        function: Callable[[Any], Any],
+        type_name: str,
+        metavar: str = "VALUE",
+        *,
+        is_flag: bool = False,
+        accepts_text: bool = True,
+    ) -> None:
+        self._function = function
+        self.type_name = type_name  # shown in the docs' "type" column
+        self.metavar = metavar  # shown in CLI help: --threads=INT
+        self.is_flag = is_flag  # the CLI offers --name / --no-name
+        self.accepts_text = accepts_text  # False: Python API only, no CLI/ini option
+
+    def __call__(self, value: Any) -> Any:
+        return self._function(value)
+
+    def __repr__(self) -> str:
+        return f"<Converter {self.type_name}>"
+
+
+class Setting:
+    """One row of the settings table.
+
+    ``convert`` is usually a :class:`Converter`; any callable works, and then the CLI
+    treats the setting as a plain ``--name=VALUE`` option. ``help`` is one paragraph of
+    reStructuredText: plain text apart from double-backquoted literals, which a terminal
+    may show as they are or strip. ``deprecated`` is a message: giving the setting emits a
+    ``DeprecationWarning`` with it. ``default_text`` overrides how the default is shown.
+    """
+
+    __slots__ = (
+        "_default_text",
+        "convert",
+        "default",
+        "deprecated",
+        "help",
+        "metavar",
+        "name",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        convert: Callable[[Any], Any],
+        default: Any,
+        help: str,
+        topic: str,
+        *,
+        deprecated: str | None = None,
+        metavar: str | None = None,
+        default_text: str | None = None,
+    ) -> None:
+        if topic not in TOPICS:
+            raise ValueError(f"setting {name!r}: unknown topic {topic!r}")
+        self.name = name
+        self.convert = convert
+        self.default = default
+        self.help = help
+        self.topic = topic
+        self.deprecated = deprecated
+        self.metavar = metavar or getattr(convert, "metavar", "VALUE")
+        self._default_text = default_text
+
+    @property
+    def type_name(self) -> str:
+        return str(getattr(self.convert, "type_name", "value"))
+
+    @property
+    def is_flag(self) -> bool:
+        """True for booleans: the CLI offers ``--name`` and ``--no-name``."""
+        return bool(getattr(self.convert, "is_flag", False))
+
+    @property
+    def accepts_text(self) -> bool:
+        """False for settings only the Python API can give (e.g. ``sockets``)."""
+        return bool(getattr(self.convert, "accepts_text", True))
+
+    @property
+    def cli_option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default_text(self) -> str:
+        """The default as the docs and CLI help show it."""
+        if self._default_text is not None:
+            return self._default_text
+        if isinstance(self.default, (frozenset, set, tuple, list)) and not self.default:
+            return "(empty)"
+        return repr(self.default)
+
+    def parse(self, value: Any) -> Any:
+        """Convert one given value; raises :class:`ConfigError` naming this setting."""
+        try:
+            return self.convert(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(self.name, value, str(exc)) from None
+
+    def __repr__(self) -> str:
+        return f"<Setting {self.name} default={self.default!r}>"
+
+
+# --------------------------------------------------------------------------- converters
+
+_TRUE_WORDS = frozenset({"true", "yes", "on", "y", "t", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "n", "f", "0"})
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_HOST_NAME = re.compile(r"[\w.-]+")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise ValueError("expected a boolean: true/yes/on/y/t/1 or false/no/off/n/f/0")
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ValueError("expected an integer")
+
+
+def _parse_number(value: Any) -> int | float:
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        text = value.strip()
+        value = int(text) if _INTEGER_TEXT.fullmatch(text) else float(text)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("expected a number")
+
+
+def _integer(minimum: int, maximum: int | None = None, metavar: str = "INT") -> Converter:
+    def convert(value: Any) -> int:
+        number = _parse_int(value)
+        if number < minimum or (maximum is not None and number > maximum):
+            raise ValueError(f"must be {bounds}")
+        return number
+
+    bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+    return Converter(convert, f"integer, {bounds}", metavar)
+
+
+def _seconds_above_zero(value: Any) -> int | float:
+    number = _parse_number(value)
+    if number <= 0:
+        raise ValueError("must be a number of seconds > 0")
+    return number
+
+
+def _optional(converter: Converter) -> Converter:
+    """Also accept None or a blank string, meaning "not set"."""
+
+    def convert(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return converter(value)
+
+    type_name = f"{converter.type_name}; or unset"
+    return Converter(convert, type_name, converter.metavar)
+
+
+def _parse_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    text = value.strip()
+    if _CONTROL_CHARACTERS.search(text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+def _parse_nonempty_text(value: Any) -> str:
+    text = _parse_text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _parse_path(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return _parse_nonempty_text(value)
+
+
+def _parse_url_scheme(value: Any) -> str:
+    text = _parse_text(value)
+    if not _URL_SCHEME.fullmatch(text):
+        raise ValueError("expected a URL scheme such as 'http' or 'https'")
+    return text
+
+
+def _parse_url_prefix(value: Any) -> str:
+    # SCRIPT_NAME: empty for the root, else one leading slash and no trailing slash.
+    stripped = _parse_text(value).strip("/")
+    return "/" + stripped if stripped else ""
+
+
+def _parse_octal_permissions(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"(0[oO])?[0-7]{1,4}", value.strip()):
+        mode = int(value.strip(), 8)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        raise ValueError("expected octal permissions such as '600'")
+    if not 0 <= mode <= 0o777:
+        hint = f"; did you mean '{value}' as an octal string?" if isinstance(value, int) else ""
+        raise ValueError(f"permissions must be between 0 and 0o777{hint}")
+    return mode
+
+
+def _parse_host(text: str) -> str | None:
+    """Host part of a listen address: None for '*', IPv6 literals without brackets."""
+    if text == "*":
+        return None
+    if text.startswith("[") and text.endswith("]"):
+        return _check_ipv6(text[1:-1])
+    if ":" in text:
+        return _check_ipv6(text)
+    if not _HOST_NAME.fullmatch(text):
+        raise ValueError(f"{text!r} is not a host name or IP address")
+    return text
+
+
+def _check_ipv6(text: str) -> str:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv6 address") from None
+    return text
+
+
+def _parse_host_setting(value: Any) -> str:
+    text = _parse_nonempty_text(value)
+    _parse_host(text)
+    return text
+
+
+def _parse_port_text(text: str, entry: str) -> int:
+    # Digits only: service names would need a lookup, and config does no I/O.
+    if not re.fullmatch(r"[0-9]+", text) or not 0 <= int(text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be a number between 0 and 65535")
+    return int(text)
+
+
+def _parse_listen_entry(entry: str) -> ListenAddress:
+    if entry.startswith("["):
+        host_text, bracket, rest = entry.partition("]")
+        if not bracket:
+            raise ValueError(f"{entry!r}: missing ']' after the IPv6 address")
+        host_text += bracket
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{entry!r}: expected ':PORT' after ']'")
+        port = _parse_port_text(rest[1:], entry) if rest else DEFAULT_PORT
+    elif entry.count(":") > 1:
+        raise ValueError(f"{entry!r}: write IPv6 addresses in brackets, e.g. [::1]:8080")
+    elif ":" in entry:
+        host_text, _, port_text = entry.partition(":")
+        port = _parse_port_text(port_text, entry)
+    else:
+        host_text, port = entry, DEFAULT_PORT
+    try:
+        return ListenAddress(_parse_host(host_text), port)
+    except ValueError as exc:
+        raise ValueError(f"{entry!r}: {exc}") from None
+
+
+def _listen_entries(value: Any) -> Iterator[ListenAddress]:
+    items = [value] if isinstance(value, (str, ListenAddress)) else value
+    if not isinstance(items, Iterable):
+        raise TypeError("expected 'HOST:PORT' entries separated by spaces or newlines")
+    for item in items:
+        if isinstance(item, ListenAddress):
+            yield item
+        elif isinstance(item, str):
+            yield from (_parse_listen_entry(word) for word in item.split())
+        else:
+            raise TypeError(f"expected 'HOST:PORT' strings, got {item!r}")
+
+
+def _parse_listen(value: Any) -> tuple[ListenAddress, ...]:
+    addresses = tuple(dict.fromkeys(_listen_entries(value)))  # drop repeats, keep order
+    if not addresses:
+        raise ValueError("expected at least one 'HOST:PORT' entry")
+    return addresses
+
+
+def _parse_proxy_headers(value: Any) -> frozenset[str]:
+    words = [value] if isinstance(value, str) else value
+    if not isinstance(words, Iterable) or not all(isinstance(w, str) for w in words):
+        raise ValueError("expected header names separated by spaces or commas")
+    names = frozenset(name.lower() for word in words for name in word.replace(",", " ").split())
+    unknown = names - KNOWN_PROXY_HEADERS
+    if unknown:
+        raise ValueError(
+            f"unknown header(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_PROXY_HEADERS))}"
+        )
+    if "forwarded" in names and len(names) > 1:
+        raise ValueError("forwarded and x-forwarded-* headers cannot be trusted together")
+    return names
+
+
+def _socket_kind(sock: Any) -> str:
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"expected socket objects, got {sock!r}")
+    if sock.fileno() == -1:
+        raise ValueError(f"{sock!r} is closed")
+    if sock.type == socket.SOCK_STREAM and sock.family in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return "internet"
+    if sock.type == socket.SOCK_STREAM and sock.family == getattr(socket, "AF_UNIX", None):
+        return "unix"
+    raise ValueError("only TCP (IPv4/IPv6) or Unix stream sockets can be used")
+
+
+def _parse_sockets(value: Any) -> tuple[socket.socket, ...]:
+    if isinstance(value, (str, bytes)):
+        raise TypeError("sockets can only be given from Python, as a list of sockets")
+    if not isinstance(value, Iterable):
+        raise TypeError("expected a list of sockets")
+    sockets = tuple(value)
+    if len({_socket_kind(sock) for sock in sockets}) > 1:
+        raise ValueError("internet and Unix sockets cannot be mixed")
+    return sockets
+
+
+_bool = Converter(_parse_bool, "boolean", is_flag=True)
+_text = Converter(_parse_text, "string", "STR")
+_name = Converter(_parse_nonempty_text, "string", "STR")
+_optional_text = _optional(_text)
+_host = Converter(_parse_host_setting, "host name or IP address", "HOST")
+_port = _integer(0, 65535, "PORT")
+_listen = Converter(_parse_listen, "list of HOST:PORT", "HOST:PORT")
+_sockets = Converter(_parse_sockets, "list of sockets (Python only)", accepts_text=False)
+_path = _optional(Converter(_parse_path, "path", "PATH"))
+_permissions = Converter(_parse_octal_permissions, "octal permissions", "PERMS")
+_url_scheme = Converter(_parse_url_scheme, "URL scheme", "SCHEME")
+_url_prefix = Converter(_parse_url_prefix, "URL path", "PATH")
+_seconds = Converter(_seconds_above_zero, "seconds, > 0", "SECONDS")
+_proxy_headers = Converter(_parse_proxy_headers, "set of header names", "HEADERS")
+_at_least_zero = _integer(0)
+_at_least_one = _integer(1)
+
+
+# --------------------------------------------------------------------------- the table
+
+SETTINGS: tuple[Setting, ...] = (
+    # listening
+    Setting("host", _host, "0.0.0.0",
+            "Host name or IP address to listen on when ``listen`` is not given. "
+            "``0.0.0.0`` means every IPv4 address, ``*`` every address of every enabled "
+            "family.",
+            "listening"),
+    Setting("port", _port, DEFAULT_PORT,
+            "TCP port to listen on when ``listen`` is not given; ``0`` lets the OS choose.",
+            "listening"),
+    Setting("listen", _listen, None,
+            "Addresses to listen on, separated by spaces or newlines: ``HOST:PORT``, "
+            "``[IPV6]:PORT``, ``*:PORT`` (every interface of every enabled family) or a "
+            "bare ``HOST`` (port 8080). Cannot be combined with ``host`` or ``port``.",
+            "listening", default_text="host:port"),
+    Setting("ipv4", _bool, True,
+            "Listen on IPv4; decides what ``*`` expands to.", "listening"),
+    Setting("ipv6", _bool, True,
+            "Listen on IPv6; decides what ``*`` expands to.", "listening"),
+    Setting("unix_socket", _path, None,
+            "Path of a Unix domain socket to listen on instead of TCP. Cannot be combined "
+            "with ``host``, ``port``, ``listen`` or ``sockets``. Not available on Windows.",
+            "listening"),
+    Setting("unix_socket_perms", _permissions, 0o600,
+            "Permissions of the Unix domain socket file, as an octal string such as "
+            "``600``.",
+            "listening", default_text="600"),
+    Setting("sockets", _sockets, (),
+            "Already bound listening sockets to accept connections on, e.g. from socket "
+            "activation; all TCP or all Unix. Python API only. Cannot be combined with "
+            "``host``, ``port``, ``listen`` or ``unix_socket``.",
+            "listening"),
+    Setting("backlog", _at_least_zero, 1024,
+            "How many connections the OS may queue before the server accepts them "
+            "(the argument of ``listen()``).",
+            "listening"),
+    Setting("connection_limit", _at_least_one, 100,
+            "Stop accepting connections while this many are open. Each one uses a file "
+            "descriptor, plus one per buffer spilled to a temporary file.",
+            "listening"),
+    # threads
+    Setting("threads", _at_least_one, 4,
+            "Number of worker threads that run the application.", "threads"),
+    Setting("channel_request_lookahead", _at_least_zero, 0,
+            "How many more requests a connection may read and queue while one is being "
+            "processed. Above 0 the server notices a client that disconnects while its "
+            "request runs.",
+            "threads"),
+    # http
+    Setting("url_scheme", _url_scheme, "http",
+            "``wsgi.url_scheme`` of requests, unless a trusted proxy says otherwise.",
+            "http"),
+    Setting("url_prefix", _url_prefix, "",
+            "Where the application is mounted: it becomes ``SCRIPT_NAME`` and is removed "
+            "from the start of ``PATH_INFO``. A leading ``/`` is added and trailing ones "
+            "are removed, so ``/`` is the same as the empty string.",
+            "http"),
+    Setting("server_name", _name, "waitress.invalid",
+            "``SERVER_NAME`` of requests that carry no ``Host`` header.", "http"),
+    Setting("ident", _optional_text, "waitress_like",
+            "Value of the ``Server`` response header; empty sends none.", "http"),
+    Setting("max_request_header_size", _at_least_one, 262144,
+            "Largest total size in bytes of a request's headers; larger requests are "
+            "rejected.",
+            "http"),
+    Setting("max_request_body_size", _at_least_zero, 1073741824,
+            "Largest request body in bytes; larger requests are rejected.", "http"),
+    Setting("expose_tracebacks", _bool, False,
+            "Send the traceback of an unhandled application error to the client. For "
+            "debugging only: it can reveal secrets.",
+            "http"),
+    # buffers
+    Setting("recv_bytes", _at_least_one, 8192,
+            "Bytes to read from a socket per ``recv()`` call.", "buffers"),
+    Setting("inbuf_overflow", _at_least_zero, 524288,
+            "A request body larger than this many bytes is kept in a temporary file "
+            "instead of memory.",
+            "buffers"),
+    Setting("outbuf_overflow", _at_least_zero, 1048576,
+            "Response output waiting to be sent is kept in a temporary file once it is "
+            "larger than this many bytes.",
+            "buffers"),
+    Setting("outbuf_high_watermark", _at_least_one, 16777216,
+            "The application's response iterator is paused while more than this many "
+            "bytes wait to be sent, and resumed when they drain below it.",
+            "buffers"),
+    # timeouts
+    Setting("channel_timeout", _seconds, 120,
+            "Seconds a connection may stay inactive (nothing received, nothing sent) "
+            "before it is closed.",
+            "timeouts"),
+    Setting("cleanup_interval", _seconds, 30,
+            "Seconds between two searches for inactive connections to close.",
+            "timeouts"),
+    Setting("asyncore_loop_timeout", _seconds, 1,
+            "Longest time in seconds the event loop waits for socket activity.",
+            "timeouts"),
+    # proxy
+    Setting("trusted_proxy", _optional_text, None,
+            "Address of the proxy whose forwarding headers are trusted; ``*`` trusts "
+            "every peer. Unset: no forwarding header is trusted.",
+            "proxy", metavar="ADDR"),
+    Setting("trusted_proxy_count", _optional(_at_least_one), None,
+            "How many proxies in a chain are trusted when reading ``Forwarded`` or "
+            "``X-Forwarded-For``; unset means 1. Requires ``trusted_proxy``.",
+            "proxy"),
+    Setting("trusted_proxy_headers", _proxy_headers, frozenset(),
+            "Forwarding headers trusted from the proxy, separated by spaces or commas: "
+            "``forwarded``, or any of ``x-forwarded-for``, ``x-forwarded-host``, "
+            "``x-forwarded-proto``, ``x-forwarded-port``, ``x-forwarded-by``. Requires "
+            "``trusted_proxy``; left empty while ``trusted_proxy`` is set, "
+            "``x-forwarded-proto`` is trusted (deprecated).",
+            "proxy"),
+    Setting("clear_untrusted_proxy_headers", _bool, True,
+            "Remove forwarding headers that are not trusted before the application sees "
+            "them.",
+            "proxy"),
+    # logging
+    Setting("log_socket_errors", _bool, True,
+            "Log socket errors, such as a client disconnecting early.", "logging"),
+    Setting("log_untrusted_proxy_headers", _bool, False,
+            "Log forwarding headers that arrive but are not trusted.", "logging"),
+    # compat
+    Setting("send_bytes", _at_least_one, 1,
+            "Ignored; kept so that waitress configurations still load.", "compat",
+            deprecated="send_bytes has no effect and will be removed in a future release"),
+    Setting("asyncore_use_poll", _bool, False,
+            "Accepted for waitress compatibility; has no effect, the event loop picks "
+            "the best mechanism of the platform itself.",
+            "compat"),
+)  # fmt: skip
+
+SETTINGS_BY_NAME: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+
+# --------------------------------------------------------------------------- values
+
+
+class ListenAddress:
+    """One TCP address to listen on. Immutable.
+
+    ``host`` is a host name or an IP address (IPv6 without brackets), or None for every
+    interface of every enabled address family (written ``*``). It is not resolved here.
+    """
+
+    __slots__ = ("host", "port")
+
+    host: str | None
+    port: int
+
+    def __init__(self, host: str | None, port: int) -> None:
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ListenAddress is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("ListenAddress is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ListenAddress):
+            return NotImplemented
+        return (self.host, self.port) == (other.host, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.host, self.port))
+
+    def __repr__(self) -> str:
+        return f"ListenAddress({self.host!r}, {self.port!r})"
+
+    def __str__(self) -> str:
+        """The ``listen`` syntax: ``*:8080``, ``[::1]:8080``, ``127.0.0.1:8080``."""
+        if self.host is None:
+            return f"*:{self.port}"
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+class Settings:
+    """Validated settings; one read-only attribute per table row, named as the setting.
+
+    ``listen`` is derived and always filled in: the ``listen`` setting if given, else
+    ``host``/``port``; empty when ``sockets`` or ``unix_socket`` is used instead.
+    ``trusted_proxy_count`` is resolved to 1 when unset, as in waitress.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        """Same as :meth:`from_mapping`; raises :class:`ConfigError`."""
+        object.__setattr__(self, "_values", _validate(values))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Validate ``values`` (Python objects or strings); raises :class:`ConfigError`.
+
+        Settings left out take their defaults. Emits ``DeprecationWarning`` for
+        deprecated settings that are given.
+        """
+        settings = cls.__new__(cls)
+        object.__setattr__(settings, "_values", _validate(values))
+        return settings
+
+    @property
+    def listen(self) -> tuple[ListenAddress, ...]:
+        """The TCP addresses to listen on (see the class docstring)."""
+        addresses: tuple[ListenAddress, ...] = self._values["listen"]
+        return addresses
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting's validated value in table order (``listen`` as derived)."""
+        return dict(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails, i.e. for the table's settings.
+        if not name.startswith("_"):
+            try:
+                return self._values[name]
+            except KeyError:
+                pass
+        raise AttributeError(f"no setting {name!r}{_did_you_mean(name)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are read-only; build new ones with from_mapping()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Settings are read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(SETTINGS_BY_NAME))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return bool(self._values == other._values)
+
+    def __repr__(self) -> str:
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self._values.items()
+            if name == "listen" or value != SETTINGS_BY_NAME[name].default
+        ]
+        return f"Settings({', '.join(changed)})"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(values: Mapping[str, Any]) -> dict[str, Any]:
+    _reject_unknown_names(values)
+    resolved: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in values:
+            if setting.deprecated:
+                warnings.warn(setting.deprecated, DeprecationWarning, stacklevel=3)
+            resolved[setting.name] = setting.parse(values[setting.name])
+        else:
+            resolved[setting.name] = setting.default
+    resolved["listen"] = _derive_listen(values, resolved)
+    _check_conflicts(values, resolved)
+    _apply_proxy_fallbacks(resolved)
+    return resolved
+
+
+def _did_you_mean(name: str) -> str:
+    candidate = name.strip().lower().replace("-", "_")
+    if candidate in SETTINGS_BY_NAME:
+        return f"; did you mean {candidate!r}?"
+    matches = difflib.get_close_matches(candidate, list(SETTINGS_BY_NAME), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def _reject_unknown_names(values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise ConfigError(repr(name), value, "setting names must be strings")
+        if name not in SETTINGS_BY_NAME:
+            raise ConfigError(name, value, "unknown setting" + _did_you_mean(name))
+
+
+def _derive_listen(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> tuple[ListenAddress, ...]:
+    if "listen" in given:
+        addresses: tuple[ListenAddress, ...] = resolved["listen"]
+        return addresses
+    if resolved["sockets"] or resolved["unix_socket"] is not None:
+        return ()
+    return (ListenAddress(_parse_host(resolved["host"]), resolved["port"]),)
+
+
+def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """Checks that involve more than one setting. ``given`` holds what the caller
+    passed (an explicitly given default still counts), ``resolved`` every value."""
+    tcp_given = [name for name in ("listen", "host", "port") if name in given]
+
+    def fail(name: str, reason: str) -> NoReturn:
+        raise ConfigError(name, given.get(name, resolved[name]), reason)
+
+    if "listen" in given and len(tcp_given) > 1:
+        fail("listen", "cannot be combined with host or port; give HOST:PORT entries")
+    if resolved["sockets"] and (tcp_given or resolved["unix_socket"] is not None):
+        others = tcp_given + (["unix_socket"] if resolved["unix_socket"] else [])
+        fail("sockets", f"cannot be combined with {', '.join(others)}")
+    if resolved["unix_socket"] is not None and tcp_given:
+        fail("unix_socket", f"cannot be combined with {', '.join(tcp_given)}")
+    if not resolved["ipv4"] and not resolved["ipv6"]:
+        fail("ipv4", "ipv4 and ipv6 cannot both be disabled")
+    _check_address_families(given, resolved, fail)
+    if resolved["trusted_proxy_count"] is not None and resolved["trusted_proxy"] is None:
+        fail("trusted_proxy_count", "has no meaning without trusted_proxy")
+    if resolved["trusted_proxy_headers"] and resolved["trusted_proxy"] is None:
+        fail("trusted_proxy_headers", "has no meaning without trusted_proxy")
+
+
+def _check_address_families(
+    given: Mapping[str, Any],
+    resolved: Mapping[str, Any],
+    fail: Callable[[str, str], NoReturn],
+) -> None:
+    name = "listen" if "listen" in given else "host"
+    for address in resolved["listen"]:
+        try:
+            version = ipaddress.ip_address(address.host or "").version
+        except ValueError:
+            continue  # '*' or a host name: the listeners resolve it per enabled family
+        if not resolved[f"ipv{version}"]:
+            fail(
+                name,
+                f"{address} is an IPv{version} address but ipv{version} is disabled",
+            )
+
+
+def _apply_proxy_fallbacks(resolved: dict[str, Any]) -> None:
+    # waitress resolves these the same way; the proxy code relies on the results.
+    if resolved["trusted_proxy_count"] is None:
+        resolved["trusted_proxy_count"] = 1
+    if resolved["trusted_proxy"] is not None and not resolved["trusted_proxy_headers"]:
+        warnings.warn(
+            "trusted_proxy is set but trusted_proxy_headers is empty: trusting "
+            "x-forwarded-proto only, for compatibility; set trusted_proxy_headers "
+            "explicitly, this fallback will be removed",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        resolved["trusted_proxy_headers"] = frozenset({"x-forwarded-proto"})
