@@ -1,0 +1,104 @@
+"""The scenarios and how one (scenario, server) measurement is taken.
+
+Each measurement starts a fresh server, reads its idle memory, applies the load, reads
+its peak memory and stops it. Memory figures are KiB summed over the server's process
+tree (see memory.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen import IdleConnections, run_upload, run_wrk
+from memory import RssSampler, tree_hwm_kib, tree_rss_kib
+from servers import LaunchOptions, ServerSpec, running_server
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One workload. ``load`` is "wrk", "upload" or "idle"; ``metric`` is what the chart
+    and the ratios compare (requests/s, or MiB/s for uploads)."""
+
+    name: str
+    title: str
+    app: str
+    kind: str
+    load: str
+    metric: str = "requests_per_second"
+    chunked: bool = False
+
+    @property
+    def unit(self) -> str:
+        return "MiB/s" if self.metric == "mib_per_second" else "req/s"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("hello", "hello world, keep-alive", "hello", "wsgi", "wrk"),
+    Scenario("body-1mib", "1 MiB response body", "large_body", "wsgi", "wrk"),
+    Scenario("file-10mib", "10 MiB file via wsgi.file_wrapper", "file", "wsgi", "wrk"),
+    Scenario("upload-length", "upload, Content-Length", "upload", "wsgi", "upload", "mib_per_second"),
+    Scenario("upload-chunked", "upload, chunked", "upload", "wsgi", "upload", "mib_per_second", True),
+    Scenario("idle-keepalive", "hello world + idle keep-alive conns", "hello", "wsgi", "idle"),
+    Scenario("asgi-hello", "ASGI hello world", "asgi_hello", "asgi", "wrk"),
+)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The knobs of the load side, shared by every measurement of a run."""
+
+    duration_seconds: int
+    connections: int
+    upload_bytes: int
+    idle_connections: int
+    client_cpu: int | None
+
+
+def _measure_idle(port: int, pid: int, idle_rss_kib: int, load: LoadSettings) -> dict[str, Any]:
+    with IdleConnections(port, load.idle_connections, load.client_cpu) as holder:
+        setup = holder.open()
+        rss_with_idle_kib = tree_rss_kib(pid)
+        result = run_wrk(port, load.connections, load.duration_seconds, load.client_cpu)
+        status = holder.check()
+    established = setup["established"]
+    result.update(
+        idle_requested=load.idle_connections,
+        idle_established=established,
+        idle_failed=setup["failed"],
+        idle_setup_seconds=setup["setup_seconds"],
+        idle_still_open=status["still_open"],
+        rss_with_idle_kib=rss_with_idle_kib,
+        rss_per_idle_connection_kib=(rss_with_idle_kib - idle_rss_kib) / established if established else None,
+    )
+    return result
+
+
+def measure(
+    scenario: Scenario, spec: ServerSpec, launch: LaunchOptions, load: LoadSettings
+) -> dict[str, Any]:
+    """Run ``scenario`` once against a fresh ``spec`` server and return its figures.
+
+    Raises servers.ServerFailed or loadgen.LoadFailed; the server is stopped either way.
+    """
+    many_connections = scenario.load == "idle"
+    with running_server(spec, scenario.app, launch, many_connections) as server:
+        idle_rss_kib = tree_rss_kib(server.pid)
+        with RssSampler(server.pid) as sampler:
+            if scenario.load == "wrk":
+                result = run_wrk(server.port, load.connections, load.duration_seconds, load.client_cpu)
+            elif scenario.load == "upload":
+                result = run_upload(
+                    server.port, load.upload_bytes, scenario.chunked, load.duration_seconds, load.client_cpu
+                )
+            else:
+                result = _measure_idle(server.port, server.pid, idle_rss_kib, load)
+        hwm_kib = tree_hwm_kib(server.pid)
+    peak_rss_kib = max(sampler.peak_kib, hwm_kib)
+    result.update(
+        idle_rss_kib=idle_rss_kib,
+        sampled_peak_rss_kib=sampler.peak_kib,
+        peak_rss_kib=peak_rss_kib,
+        rss_growth_kib=peak_rss_kib - idle_rss_kib,
+    )
+    return result

@@ -1,0 +1,337 @@
+"""The servers under test: how to probe, start, wait for and stop each one.
+
+The parent side (``SERVERS``, ``probe``, ``running_server``) uses only the standard
+library. Run as a script, this module is the child side: it imports one server and serves
+one app from ``apps.py`` on 127.0.0.1 (``python servers.py --server waitress --app hello
+--port 8080``). gunicorn is started through its own command line instead.
+
+Every server gets the same number of worker threads and a listen backlog of 1024
+(waitress's default). Only the many-connections scenario raises connection limits and
+idle timeouts, and only through each server's own settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCHMARKS_DIR.parent
+BACKLOG = 1024
+CONNECTION_LIMIT = 11000
+DEFAULT_CONNECTION_LIMIT = 100  # waitress's default connection_limit
+IDLE_TIMEOUT_SECONDS = 300
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server under test.
+
+    ``asgi`` says how it runs an ASGI app: "native", "a2wsgi" (waitress behind
+    ``a2wsgi.ASGIMiddleware``) or None when it does not take part in ASGI scenarios.
+    """
+
+    name: str
+    distributions: tuple[str, ...]
+    imports: tuple[str, ...]
+    wsgi: bool
+    asgi: str | None
+    uses_repo: bool = False
+
+    def supports(self, app_kind: str) -> bool:
+        return self.wsgi if app_kind == "wsgi" else self.asgi is not None
+
+    def label(self, app_kind: str) -> str:
+        """Display name; says when an adapter sits between server and app."""
+        return f"{self.name}+a2wsgi" if app_kind == "asgi" and self.asgi == "a2wsgi" else self.name
+
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in (
+        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True),
+        ServerSpec("waitress", ("waitress", "a2wsgi"), ("waitress", "a2wsgi"), True, "a2wsgi"),
+        ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None),
+        ServerSpec("cheroot", ("cheroot",), ("cheroot.wsgi",), True, None),
+        ServerSpec("uvicorn", ("uvicorn", "h11"), ("uvicorn", "h11"), False, "native"),
+    )
+}
+BASELINE = "waitress"
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What every server start in one run shares."""
+
+    threads: int
+    cpu: int | None
+    log_dir: Path
+    extra_environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A server that answered its first request; ``pid`` leads its process group."""
+
+    pid: int
+    port: int
+    log_path: Path
+
+
+class ServerFailed(RuntimeError):
+    """The server exited, never listened, or answered its first request wrongly."""
+
+
+def _environment(spec: ServerSpec, options: LaunchOptions) -> dict[str, str]:
+    environment = dict(os.environ, **options.extra_environment)
+    if spec.uses_repo:
+        # Until the repository is installed, its working tree is what we measure.
+        paths = [str(REPO_DIR), environment.get("PYTHONPATH", "")]
+        environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    return environment
+
+
+_PROBE_SOURCE = """
+import importlib, importlib.metadata, json, sys
+names, distributions = sys.argv[1].split(","), sys.argv[2].split(",")
+modules = [importlib.import_module(name) for name in names]
+if names[0] == "waitress_like":
+    modules[0].serve
+versions = {}
+for distribution, module in zip(distributions, modules):
+    try:
+        versions[distribution] = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        versions[distribution] = getattr(module, "__version__", "unknown")
+print(json.dumps(versions))
+"""
+
+
+def probe(spec: ServerSpec, options: LaunchOptions) -> dict[str, str]:
+    """Import the server as its process would and return its package versions.
+
+    Raises ServerFailed with the import error when the server cannot be loaded.
+    """
+    command = [sys.executable, "-c", _PROBE_SOURCE, ",".join(spec.imports), ",".join(spec.distributions)]
+    result = subprocess.run(
+        command, env=_environment(spec, options), capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ServerFailed(f"{spec.name} cannot be imported: {last_line}")
+    return json.loads(result.stdout)
+
+
+def _command(spec: ServerSpec, app_name: str, port: int, threads: int, many_connections: bool) -> list[str]:
+    if spec.name == "gunicorn":
+        from apps import attribute_name
+
+        command = [str(Path(sys.executable).parent / "gunicorn"), "--worker-class", "gthread"]
+        command += ["--workers", "1", "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
+        command += ["--backlog", str(BACKLOG), "--chdir", str(BENCHMARKS_DIR), "--log-level", "warning"]
+        if many_connections:
+            command += ["--worker-connections", str(CONNECTION_LIMIT)]
+            command += ["--keep-alive", str(IDLE_TIMEOUT_SECONDS)]
+        return command + [f"apps:{attribute_name(app_name)}"]
+    command = [sys.executable, str(Path(__file__).resolve()), "--server", spec.name]
+    command += ["--app", app_name, "--port", str(port), "--threads", str(threads)]
+    return command + (["--many-connections"] if many_connections else [])
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (the server binds it next)."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"exited with status {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise ServerFailed(f"not listening on port {port} after {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+def _check_first_response(port: int, deadline: float) -> None:
+    timeout_seconds = max(1.0, deadline - time.monotonic())
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_seconds)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as error:
+        raise ServerFailed(f"first request failed: {error!r}") from error
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise ServerFailed(f"first request answered {response.status} {response.reason}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate the server's process group, then kill it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Children of a killed leader may survive it briefly; the group is ours alone.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _log_last_line(log_path: Path) -> str:
+    """The server log's last line: for a traceback, the exception itself."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else "(empty log)"
+
+
+@contextlib.contextmanager
+def running_server(
+    spec: ServerSpec, app_name: str, options: LaunchOptions, many_connections: bool = False
+) -> Iterator[RunningServer]:
+    """Start the server on a free loopback port, yield once it answered GET /, then stop it.
+
+    The server always stops when the block exits, normally or not. Raises ServerFailed
+    (with the tail of its log) when it does not come up within READY_TIMEOUT_SECONDS.
+    """
+    port = free_port()
+    command = _command(spec, app_name, port, options.threads, many_connections)
+    if options.cpu is not None:
+        command = ["taskset", "-c", str(options.cpu)] + command
+    log_path = options.log_dir / f"{spec.name}-{app_name}-{port}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            env=_environment(spec, options),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        try:
+            _wait_until_listening(process, port, deadline)
+            _check_first_response(port, deadline)
+        except ServerFailed as error:
+            raise ServerFailed(f"{spec.name}: {error}; log ends: {_log_last_line(log_path)}") from None
+        yield RunningServer(process.pid, port, log_path)
+    finally:
+        _stop(process)
+
+
+# ---------------------------------------------------------------------------------------
+# Child side: runs inside the server process.
+
+
+def _serve_waitress(app: Any, port: int, threads: int, many_connections: bool) -> None:
+    import waitress
+
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
+    if many_connections:
+        # select() cannot watch descriptors past 1024; poll() is waitress's own knob for that.
+        settings.update(connection_limit=CONNECTION_LIMIT, asyncore_use_poll=True)
+        settings.update(channel_timeout=IDLE_TIMEOUT_SECONDS)
+    waitress.serve(app, _quiet=True, **settings)
+
+
+def _serve_waitress_like(app: Any, port: int, threads: int, many_connections: bool) -> None:
+    from waitress_like import serve
+
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
+    if many_connections:
+        settings["connection_limit"] = CONNECTION_LIMIT
+    serve(app, **settings)
+
+
+def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool) -> None:
+    from cheroot import wsgi
+
+    timeout_seconds = IDLE_TIMEOUT_SECONDS if many_connections else 10
+    server = wsgi.Server(
+        ("127.0.0.1", port), app, numthreads=threads, request_queue_size=BACKLOG, timeout=timeout_seconds
+    )
+    # cheroot keeps only 10 idle keep-alive connections by default and closes the rest
+    # after one response; match waitress's default connection_limit instead.
+    server.keep_alive_conn_limit = CONNECTION_LIMIT if many_connections else DEFAULT_CONNECTION_LIMIT
+    server.start()
+
+
+def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool) -> None:
+    import uvicorn
+
+    # Pure-Python parser and the standard event loop, like the other servers here.
+    timeout_seconds = IDLE_TIMEOUT_SECONDS if many_connections else 5
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        http="h11",
+        backlog=BACKLOG,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=timeout_seconds,
+    )
+
+
+def _raise_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one app with one server until terminated."""
+    from apps import ASGI_APPS, WSGI_APPS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", required=True, choices=[name for name in SERVERS if name != "gunicorn"])
+    parser.add_argument("--app", required=True, choices=sorted(WSGI_APPS) + sorted(ASGI_APPS))
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--many-connections", action="store_true")
+    args = parser.parse_args(argv)
+    _raise_open_file_limit()
+    app = WSGI_APPS.get(args.app) or ASGI_APPS[args.app]
+    if args.app in ASGI_APPS and args.server == "waitress":
+        from a2wsgi import ASGIMiddleware
+
+        app = ASGIMiddleware(app)
+    serve = {
+        "waitress": _serve_waitress,
+        "waitress_like": _serve_waitress_like,
+        "cheroot": _serve_cheroot,
+        "uvicorn": _serve_uvicorn,
+    }[args.server]
+    serve(app, args.port, args.threads, args.many_connections)
+
+
+if __name__ == "__main__":
+    main()
