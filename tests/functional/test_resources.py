@@ -1,0 +1,109 @@
+"""Bounded resources: back-pressure on slow readers, and many open connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.httpclient import Connection
+
+GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+CHUNK = b"z" * 65536
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOTAL_CHUNKS = 1024  # 64 MiB
+
+
+def test_worker_waits_when_a_client_does_not_read(start_server):
+    produced = {"bytes": 0}
+    progressed = threading.Condition()
+    watermark = 1024 * 1024
+    # Loopback socket buffers can hold several MiB, so the bound allows for them too.
+    bound = watermark + 16 * 1024 * 1024
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(CHUNK) * TOTAL_CHUNKS))])
+
+        def body():
+            for _ in range(TOTAL_CHUNKS):
+                yield CHUNK
+                with progressed:
+                    produced["bytes"] += len(CHUNK)
+                    progressed.notify_all()
+
+        return body()
+
+    server = start_server(app, outbuf_overflow=256 * 1024, outbuf_high_watermark=watermark)
+    with Connection(server.address) as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        conn.send(GET)
+        with progressed:
+            # Negative check: the producer must not get past the bound while we don't read.
+            overran = progressed.wait_for(lambda: produced["bytes"] > bound, timeout=2)
+        assert not overran, f"produced {produced['bytes']} bytes for a client that reads nothing"
+        assert produced["bytes"] < len(CHUNK) * TOTAL_CHUNKS
+        response = conn.read_response()
+        assert len(response.body) == len(CHUNK) * TOTAL_CHUNKS
+        assert response.body == CHUNK * TOTAL_CHUNKS
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} file descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+SERVER_CODE = """
+import resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 12000), hard))
+from waitress_like import serve
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+serve(app, listen="127.0.0.1:0", connection_limit=10100, backlog=2048, threads=4)
+"""
+
+
+def test_holds_ten_thousand_connections():
+    """No select() ceiling: epoll/kqueue hold 10,000 clients at once and serve them all."""
+    if selectors.DefaultSelector is selectors.SelectSelector:
+        pytest.skip("select() is limited to FD_SETSIZE descriptors by design")
+    count = 10_000
+    _raise_fd_limit(count + 500)
+    process = subprocess.Popen([sys.executable, "-c", SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    clients = []
+    try:
+        match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", process.stderr.readline())
+        assert match
+        address = ("127.0.0.1", int(match.group(1)))
+        for _ in range(count):
+            clients.append(socket.create_connection(address))
+        # Each client is served while all the others stay open.
+        for sock in clients:
+            sock.sendall(GET)
+        for sock in clients:
+            sock.settimeout(20)
+            data = b""
+            while not data.endswith(b"ok"):
+                piece = sock.recv(4096)
+                assert piece, "the server closed a connection it should hold"
+                data += piece
+            assert data.startswith(b"HTTP/1.1 200 OK")
+        assert process.poll() is None
+    finally:
+        for sock in clients:
+            sock.close()
+        process.terminate()
+        process.wait(10)
+        process.stderr.close()

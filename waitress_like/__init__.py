@@ -1,0 +1,52 @@
+"""waitress_like: a pure-Python WSGI server, a drop-in replacement for waitress.
+
+Public API: :func:`serve`, :func:`create_server`, the exception classes and
+``__version__``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError, WaitressLikeError
+from .server import Server, create_server
+
+__all__ = [
+    "serve",
+    "create_server",
+    "Server",
+    "ConfigError",
+    "WaitressLikeError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("waitress_like")
+
+
+def serve(app: Any, **settings: Any) -> None:
+    """Serve ``app`` until interrupted (Ctrl-C) or until the server is closed.
+
+    Takes every setting as a keyword (see the settings reference), exactly as
+    ``waitress.serve`` does. Logs one "Serving on ..." line per listener. ``_quiet=True``
+    skips the logging set-up and those lines.
+    """
+    quiet = settings.pop("_quiet", False)
+    if not quiet:
+        logging.basicConfig()
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+    server = create_server(app, **settings)
+    if not quiet:
+        server.print_listen("Serving on {}")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

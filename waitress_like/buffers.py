@@ -1,0 +1,355 @@
+"""Byte buffers that spill to temporary files past a size, for request bodies and responses.
+
+* :class:`RequestBody` collects a request body on the loop thread and becomes the app's
+  ``wsgi.input``: memory up to ``inbuf_overflow`` bytes, an anonymous temp file beyond.
+* :class:`OutputPipe` carries one response from the worker thread that produces it to the
+  loop thread that sends it: memory up to ``outbuf_overflow`` pending bytes, a temp file
+  beyond, and the producer waits while more than ``outbuf_high_watermark`` bytes are pending.
+
+Temp files come from :func:`tempfile.TemporaryFile`, which has no name on POSIX, so nothing
+is left on disk even if the process dies; every path that ends a buffer closes its file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tempfile
+import threading
+from collections import deque
+from typing import IO, Callable, Union
+
+__all__ = ["RequestBody", "OutputPipe", "FileRange", "ClientDisconnected"]
+
+_SEND_BLOCK_BYTES = 256 * 1024
+_HAS_SENDFILE = hasattr(os, "sendfile")
+
+
+class ClientDisconnected(OSError):
+    """Raised in the worker when it writes a response the client will never receive."""
+
+
+class RequestBody:
+    """A request body: written by the loop thread, then read by one worker as wsgi.input.
+
+    The loop thread calls :meth:`append` while the body arrives and :meth:`finish` once it
+    is complete; after that only the worker running the request touches it (through the
+    file object :meth:`finish` returns). :meth:`close` may be called from either side once
+    the other is done with it.
+    """
+
+    __slots__ = ("_overflow_bytes", "_memory", "_file", "length")
+
+    def __init__(self, overflow_bytes: int) -> None:
+        self._overflow_bytes = overflow_bytes
+        self._memory = bytearray()
+        self._file: IO[bytes] | None = None
+        self.length = 0
+
+    def append(self, data: bytes) -> None:
+        """Loop thread. Add decoded body bytes, spilling to a temp file past the limit."""
+        self.length += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > self._overflow_bytes:
+            self._file = tempfile.TemporaryFile()
+            self._file.write(self._memory)
+            self._memory = bytearray()
+
+    def finish(self) -> IO[bytes]:
+        """Loop thread, once. Return a readable file positioned at the body's start."""
+        if self._file is not None:
+            self._file.flush()
+            self._file.seek(0)
+            return self._file
+        return io.BytesIO(self._memory)
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._memory = bytearray()
+
+
+class FileRange:
+    """``count`` bytes of an open file from ``offset``: sent with sendfile where possible.
+
+    The pipe owns ``fd`` (a duplicate of the application's file descriptor) and closes it,
+    so the application may close its own file object as soon as it has handed this over.
+    """
+
+    __slots__ = ("fd", "offset", "remaining")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.remaining = count
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _SpillFile:
+    """Pending output on disk: the producer appends at ``write_offset``, the loop reads at
+    ``read_offset``. Both under the pipe's lock."""
+
+    __slots__ = ("file", "read_offset", "write_offset")
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(buffering=0)
+        self.read_offset = 0
+        self.write_offset = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.seek(self.write_offset)
+        self.file.write(data)
+        self.write_offset += len(data)
+
+    def read(self, size: int) -> bytes:
+        self.file.seek(self.read_offset)
+        return self.file.read(min(size, self.write_offset - self.read_offset))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+_Item = Union[bytes, memoryview, FileRange, _SpillFile]
+
+
+class OutputPipe:
+    """One response on its way from a worker thread to the loop thread.
+
+    Producer side (the worker running the request): :meth:`write`, :meth:`write_file`,
+    :meth:`finish`. :meth:`write` blocks while more than ``high_watermark_bytes`` are
+    pending, and raises :class:`ClientDisconnected` once the pipe is aborted.
+
+    Consumer side (the loop thread): :meth:`send_to` moves bytes to the socket,
+    :meth:`abort` discards everything when the connection dies. ``notify`` is called by
+    the producer, outside the lock, whenever new output needs the loop's attention; it
+    must be thread-safe (the channel passes a ``call_soon_threadsafe`` wrapper).
+    """
+
+    def __init__(
+        self,
+        overflow_bytes: int,
+        high_watermark_bytes: int,
+        notify: Callable[[], None],
+    ) -> None:
+        self._overflow_bytes = overflow_bytes
+        self._high_watermark_bytes = high_watermark_bytes
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._items: deque[_Item] = deque()
+        self._memory_bytes = 0
+        self.pending_bytes = 0
+        self._notify_pending = False
+        self.finished = False
+        self.close_connection = False
+        self.aborted = False
+        self.sent_bytes = 0
+
+    # -- producer (worker thread) --------------------------------------------------------
+
+    def write(self, data: bytes, finish: bool = False, close_connection: bool = False) -> None:
+        """Queue ``data``; with ``finish`` it is the response's last write."""
+        with self._lock:
+            if self.aborted:
+                raise ClientDisconnected("the client has gone away")
+            if data:
+                self._append_locked(data)
+            if finish:
+                self.finished = True
+                self.close_connection = close_connection
+            notify = not self._notify_pending
+            self._notify_pending = True
+            if not finish:
+                while self.pending_bytes > self._high_watermark_bytes and not self.aborted:
+                    if notify:
+                        # Wake the consumer before sleeping, or nobody drains the pipe.
+                        self._lock.release()
+                        try:
+                            self._notify()
+                        finally:
+                            self._lock.acquire()
+                        notify = False
+                    self._drained.wait()
+                if self.aborted:
+                    raise ClientDisconnected("the client has gone away")
+        if notify:
+            self._notify()
+
+    def write_file(self, fd: int, offset: int, count: int) -> None:
+        """Queue ``count`` bytes of the file behind ``fd``; the pipe closes ``fd``."""
+        with self._lock:
+            if self.aborted:
+                os.close(fd)
+                raise ClientDisconnected("the client has gone away")
+            self._items.append(FileRange(fd, offset, count))
+            notify = not self._notify_pending
+            self._notify_pending = True
+        if notify:
+            self._notify()
+
+    def finish(self, close_connection: bool = False) -> None:
+        """Mark the response complete. Never raises, even after :meth:`abort`."""
+        with self._lock:
+            self.finished = True
+            self.close_connection = close_connection
+            notify = not self._notify_pending
+            self._notify_pending = True
+        if notify:
+            self._notify()
+
+    def _append_locked(self, data: bytes) -> None:
+        size = len(data)
+        self.pending_bytes += size
+        tail = self._items[-1] if self._items else None
+        if isinstance(tail, _SpillFile):
+            tail.write(data)
+        elif self._memory_bytes + size > self._overflow_bytes:
+            spill = _SpillFile()
+            spill.write(data)
+            self._items.append(spill)
+        else:
+            self._memory_bytes += size
+            self._items.append(data)
+
+    # -- consumer (loop thread) ------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """True once the response is complete and every byte of it has been sent."""
+        return self.finished and not self._items
+
+    def send_to(self, sock: socket.socket) -> bool:
+        """Send as much as the socket takes. True if all that is queued now was sent.
+
+        Raises the socket's OSError (other than would-block) so the channel can close.
+        """
+        with self._lock:
+            self._notify_pending = False
+            items = self._items
+            try:
+                while items:
+                    item = items[0]
+                    if isinstance(item, (bytes, memoryview)):
+                        if not self._send_memory_locked(sock):
+                            return False
+                    elif isinstance(item, FileRange):
+                        if not self._send_file_range_locked(sock, item):
+                            return False
+                    elif not self._send_spill_locked(sock, item):
+                        return False
+                return True
+            finally:
+                if self.pending_bytes <= self._high_watermark_bytes:
+                    self._drained.notify_all()
+
+    def _consumed_locked(self, size: int) -> None:
+        self.pending_bytes -= size
+        self.sent_bytes += size
+
+    def _send_memory_locked(self, sock: socket.socket) -> bool:
+        items = self._items
+        # Gather the leading in-memory items into one send: a response head and its
+        # first body chunk, or many small chunks, go out in one syscall.
+        if len(items) > 1 and isinstance(items[1], (bytes, memoryview)):
+            batch = []
+            batch_bytes = 0
+            while items and isinstance(items[0], (bytes, memoryview)) and batch_bytes < _SEND_BLOCK_BYTES:
+                piece = items.popleft()
+                batch.append(piece)
+                batch_bytes += len(piece)
+            data: bytes | memoryview = b"".join(batch)
+            items.appendleft(data)
+        else:
+            data = items[0]  # type: ignore[assignment]
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return False
+        self._consumed_locked(sent)
+        self._memory_bytes -= sent
+        if sent == len(data):
+            items.popleft()
+            return True
+        items[0] = memoryview(data)[sent:]
+        return False
+
+    def _send_file_range_locked(self, sock: socket.socket, item: FileRange) -> bool:
+        while item.remaining > 0:
+            try:
+                sent = self._send_file_block(sock, item)
+            except (BlockingIOError, InterruptedError):
+                return False
+            if sent == 0:
+                # The file is shorter than promised: stop here; the channel sees the
+                # response was cut (the app's Content-Length was wrong) and closes.
+                self.close_connection = True
+                self.pending_bytes -= item.remaining
+                item.remaining = 0
+                break
+            item.offset += sent
+            item.remaining -= sent
+            self._consumed_locked(sent)
+        item.close()
+        self._items.popleft()
+        return True
+
+    @staticmethod
+    def _send_file_block(sock: socket.socket, item: FileRange) -> int:
+        count = min(item.remaining, 1 << 30)
+        if _HAS_SENDFILE:
+            try:
+                return os.sendfile(sock.fileno(), item.fd, item.offset, count)
+            except OSError as error:
+                if isinstance(error, (BlockingIOError, InterruptedError)):
+                    raise
+                # Some descriptors (pipes, special files) refuse sendfile: read instead.
+        os.lseek(item.fd, item.offset, os.SEEK_SET)
+        block = os.read(item.fd, min(count, _SEND_BLOCK_BYTES))
+        if not block:
+            return 0
+        # A partial send is fine: the next call re-reads from the new offset.
+        return sock.send(block)
+
+    def _send_spill_locked(self, sock: socket.socket, spill: _SpillFile) -> bool:
+        while spill.read_offset < spill.write_offset:
+            block = spill.read(_SEND_BLOCK_BYTES)
+            try:
+                sent = sock.send(block)
+            except (BlockingIOError, InterruptedError):
+                return False
+            spill.read_offset += sent
+            self._consumed_locked(sent)
+            if sent < len(block):
+                return False
+        # Drained: drop it, so later writes go back to memory until the next overflow.
+        spill.close()
+        self._items.popleft()
+        self._memory_bytes = sum(len(i) for i in self._items if isinstance(i, (bytes, memoryview)))
+        return True
+
+    def abort(self) -> None:
+        """Loop thread: the client is gone. Drop pending output, wake a waiting producer."""
+        with self._lock:
+            self.aborted = True
+            self._release_items_locked()
+            self._drained.notify_all()
+
+    def _release_items_locked(self) -> None:
+        for item in self._items:
+            if isinstance(item, (FileRange, _SpillFile)):
+                item.close()
+        self._items.clear()
+        self._memory_bytes = 0
+        self.pending_bytes = 0

@@ -1,0 +1,354 @@
+"""One client connection, driven by the loop thread.
+
+A channel reads bytes into its sans-I/O :class:`~waitress_like.protocol.RequestParser`,
+collects each request's body (spilling to a temp file past ``inbuf_overflow``), queues
+complete requests, and runs them one at a time on the worker pool so that pipelined
+responses go out in order. Each running request writes into an
+:class:`~waitress_like.buffers.OutputPipe`, whose ``notify`` brings the channel back onto
+the loop thread to send.
+
+Thread contract: every method is loop-thread only, except :meth:`client_disconnected`
+(any thread; it reads one flag) and the pipe notification, which only schedules
+:meth:`_on_output` on the loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Deque, Optional, Union
+
+from .buffers import OutputPipe, RequestBody
+from .errors import RemoteProtocolError
+from .loop import EVENT_READ, EVENT_WRITE
+from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
+from .protocol.response import simple_response
+from .wsgi import WSGIRequest
+
+if TYPE_CHECKING:
+    from .server import ChannelContext
+
+__all__ = ["Channel", "ChannelState"]
+
+log = logging.getLogger("waitress_like")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# After the server decides to close, it waits this long for the client to stop sending
+# before the final close, so a last error response is not destroyed by a TCP reset.
+_LINGER_SECONDS = 2.0
+_LINGER_MAX_BYTES = 256 * 1024
+
+
+class ChannelState(enum.Enum):
+    OPEN = "open"  # reading requests (and serving them one at a time)
+    CLOSING = "closing"  # no more requests will be read; finish queued responses, then close
+    LINGERING = "lingering"  # our side is shut; discarding what the client still sends
+    CLOSED = "closed"
+
+
+class _ErrorReply:
+    """A response the server answers by itself, queued in order with real requests."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+_Job = Union[WSGIRequest, _ErrorReply]
+
+
+class Channel:
+    """A client connection. Create on the loop thread right after ``accept()``."""
+
+    def __init__(
+        self,
+        context: ChannelContext,
+        sock: socket.socket,
+        peer: Any,
+        listener: Any,
+    ) -> None:
+        self._context = context
+        self.socket = sock
+        self._listener = listener
+        if listener.is_unix:
+            self._remote_addr, self._remote_port = "localhost", ""
+        else:
+            self._remote_addr, self._remote_port = peer[0], str(peer[1])
+        self.state = ChannelState.OPEN
+        self._parser = RequestParser(context.parser_limits)
+        self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
+        self._continue_due = False
+        self._ready: Deque[_Job] = deque()
+        self._active: Optional[OutputPipe] = None
+        self._peer_eof = False
+        self._peer_gone = False
+        self._interest = 0
+        self._linger_timer: Any = None
+        self._linger_bytes = 0
+        self.last_activity = time.monotonic()
+        self._notify_output = functools.partial(context.loop.call_soon_threadsafe, self._on_output)
+        self._update_interest()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def client_disconnected(self) -> bool:
+        """Any thread: True once the peer has closed or reset the connection."""
+        return self._peer_gone
+
+    @property
+    def in_service(self) -> bool:
+        """True while a response is being produced or sent, or requests wait their turn."""
+        return self._active is not None or bool(self._ready)
+
+    # -- loop events -----------------------------------------------------------------------
+
+    def handle_event(self, mask: int) -> None:
+        if mask & EVENT_WRITE and self.state is not ChannelState.CLOSED:
+            self._advance()
+        if mask & EVENT_READ and self.state is not ChannelState.CLOSED:
+            if self.state is ChannelState.LINGERING:
+                self._discard_input()
+            else:
+                self._read()
+
+    def _read(self) -> None:
+        try:
+            data = self.socket.recv(self._context.recv_bytes)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._connection_lost(error)
+            return
+        if not data:
+            # EOF: the client sends no more. It may still read (a half-close), so queued
+            # responses are still sent; but the app may stop working for it.
+            self._peer_eof = True
+            self._peer_gone = True
+            self._drop_partial_request()
+        else:
+            self.last_activity = time.monotonic()
+            self._parser.feed(data)
+        self._advance()
+
+    def _on_output(self) -> None:
+        """A worker queued output (or finished). Scheduled via the loop's call queue."""
+        if self.state is not ChannelState.CLOSED and self.state is not ChannelState.LINGERING:
+            self._advance()
+
+    # -- the state machine -----------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Move the connection forward as far as it goes without blocking."""
+        while self.state is ChannelState.OPEN or self.state is ChannelState.CLOSING:
+            progressed = False
+            if self.state is ChannelState.OPEN and len(self._ready) < self._context.max_ready_requests:
+                progressed = self._parse()
+            if self._active is None:
+                if self._ready:
+                    self._start(self._ready.popleft())
+                    progressed = True
+                elif self._continue_due:
+                    self._continue_due = False
+                    self._active = self._prefilled_pipe(_CONTINUE, close_connection=False)
+                    progressed = True
+                elif self.state is ChannelState.CLOSING:
+                    self._close_gracefully()
+                    return
+            if self._active is not None:
+                if not self._send_active():
+                    break
+                progressed = True
+            if not progressed:
+                break
+        if self.state is ChannelState.OPEN or self.state is ChannelState.CLOSING:
+            self._update_interest()
+
+    def _parse(self) -> bool:
+        """Turn buffered bytes into queued requests. True if anything was queued."""
+        parser = self._parser
+        queued = False
+        max_ready = self._context.max_ready_requests
+        while len(self._ready) < max_ready:
+            try:
+                event = parser.next_event()
+            except RemoteProtocolError as error:
+                self._protocol_error(error)
+                return True
+            if event is None:
+                break
+            if isinstance(event, RequestHead):
+                self._receiving = (event, RequestBody(self._context.inbuf_overflow))  # type: ignore[arg-type]
+                self._continue_due = event.expect_continue  # type: ignore[union-attr]
+            elif isinstance(event, BodyChunk):
+                assert self._receiving is not None
+                self._receiving[1].append(event.data)  # type: ignore[union-attr]
+            elif isinstance(event, EndOfRequest):
+                assert self._receiving is not None
+                head, body = self._receiving
+                self._receiving = None
+                self._continue_due = False
+                self._ready.append(
+                    WSGIRequest(
+                        head,
+                        body.finish(),
+                        body.length,
+                        self._remote_addr,
+                        self._remote_port,
+                        self._listener,
+                        self.client_disconnected,
+                    )
+                )
+                queued = True
+        if parser.state is ParserState.DONE or (self._peer_eof and self._receiving is None):
+            # No further request can come: the last one asked to close, or the client
+            # has stopped sending.
+            self.state = ChannelState.CLOSING
+            queued = True
+        return queued
+
+    def _protocol_error(self, error: RemoteProtocolError) -> None:
+        """Bad bytes: answer after the responses already queued, then close."""
+        self._drop_partial_request()
+        self.state = ChannelState.CLOSING
+        if self._context.log_socket_errors:
+            log.info("bad request from %s: %s", self._remote_addr, error)
+        self._ready.append(
+            _ErrorReply(simple_response(error.status_hint, str(error), self._context.ident, close=True))
+        )
+
+    def _start(self, job: _Job) -> None:
+        if type(job) is _ErrorReply:
+            self._active = self._prefilled_pipe(job.data, close_connection=True)
+            return
+        self._active = pipe = OutputPipe(
+            self._context.outbuf_overflow,
+            self._context.outbuf_high_watermark,
+            self._notify_output,
+        )
+        self._context.submit(job, pipe)  # type: ignore[arg-type]
+
+    def _prefilled_pipe(self, data: bytes, close_connection: bool) -> OutputPipe:
+        pipe = OutputPipe(len(data) + 1, len(data) + 1, _no_notify)
+        pipe.write(data, finish=True, close_connection=close_connection)
+        return pipe
+
+    def _send_active(self) -> bool:
+        """Send what the active response has queued. True if it is complete and sent."""
+        pipe = self._active
+        assert pipe is not None
+        try:
+            pipe.send_to(self.socket)
+        except OSError as error:
+            self._connection_lost(error)
+            return False
+        if not pipe.done:
+            return False
+        self._active = None
+        self.last_activity = time.monotonic()
+        if pipe.close_connection:
+            self.state = ChannelState.CLOSING
+            self._ready.clear()  # pipelined requests after a closing response are dropped
+            self._close_gracefully()
+            return False
+        return True
+
+    def _update_interest(self) -> None:
+        events = 0
+        if (
+            self.state is ChannelState.OPEN
+            and not self._peer_eof
+            and len(self._ready) < self._context.max_ready_requests
+            and self._parser.buffered_byte_count() < self._context.max_buffered_bytes
+        ):
+            events = EVENT_READ
+        if self._active is not None and self._active.pending_bytes:
+            events |= EVENT_WRITE
+        self._set_interest(events)
+
+    def _set_interest(self, events: int) -> None:
+        if events == self._interest:
+            return
+        loop = self._context.loop
+        if not events:
+            loop.unregister(self.socket)
+        elif not self._interest:
+            loop.register(self.socket, events, self)
+        else:
+            loop.modify(self.socket, events, self)
+        self._interest = events
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _drop_partial_request(self) -> None:
+        if self._receiving is not None:
+            self._receiving[1].close()
+            self._receiving = None
+        self._continue_due = False
+
+    def _connection_lost(self, error: Optional[OSError]) -> None:
+        if error is not None and self._context.log_socket_errors:
+            log.debug("connection from %s lost: %s", self._remote_addr, error)
+        self._peer_gone = True
+        self.close()
+
+    def _close_gracefully(self) -> None:
+        """Our side is done. If the client may still be sending, linger before closing."""
+        if self._peer_eof:
+            self.close()
+            return
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.state = ChannelState.LINGERING
+        self._release_requests()
+        self._set_interest(EVENT_READ)
+        self._linger_timer = self._context.loop.call_later(_LINGER_SECONDS, self.close)
+
+    def _discard_input(self) -> None:
+        try:
+            data = self.socket.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self._linger_bytes += len(data)
+        if not data or self._linger_bytes > _LINGER_MAX_BYTES:
+            self.close()
+
+    def _release_requests(self) -> None:
+        self._drop_partial_request()
+        for job in self._ready:
+            if type(job) is WSGIRequest:
+                job.body.close()
+        self._ready.clear()
+
+    def close(self) -> None:
+        """Close now: abort the active response and free everything. Idempotent."""
+        if self.state is ChannelState.CLOSED:
+            return
+        self.state = ChannelState.CLOSED
+        self._peer_gone = True
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        self._set_interest(0)
+        try:
+            self.socket.close()
+        except OSError:
+            pass
+        if self._active is not None:
+            self._active.abort()  # wakes a worker blocked on back-pressure
+            self._active = None
+        self._release_requests()
+        self._context.channel_closed(self)
+
+
+def _no_notify() -> None:
+    """Pre-filled pipes are written on the loop thread, which is already awake."""
+

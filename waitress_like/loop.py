@@ -1,0 +1,205 @@
+"""The selector loop: one thread that owns every socket.
+
+The loop is ``selectors.DefaultSelector`` used directly (epoll on Linux, kqueue on the BSDs
+and macOS, select on Windows), a heap of timers, and a waker so that other threads can hand
+it work with :meth:`EventLoop.call_soon_threadsafe`.
+
+Thread contract: everything here is loop-thread only, except
+:meth:`EventLoop.call_soon_threadsafe` and :meth:`EventLoop.stop`, which any thread may call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Protocol
+
+__all__ = ["EventLoop", "Timer", "Selectable", "EVENT_READ", "EVENT_WRITE"]
+
+log = logging.getLogger("waitress_like")
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+
+class Selectable(Protocol):
+    """What the loop calls when a registered file object is ready."""
+
+    def handle_event(self, mask: int) -> None: ...
+
+
+class Timer:
+    """A pending :meth:`EventLoop.call_later` callback; ``cancel()`` drops it."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Loop-thread only. Cheap: the timer stays in the heap and is skipped when due."""
+        self.cancelled = True
+
+
+class _Waker:
+    """A socketpair whose read end wakes the selector when another thread writes a byte.
+
+    A socketpair (not a pipe) because select() on Windows only accepts sockets.
+    """
+
+    def __init__(self) -> None:
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self.writer.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # the buffer is full, so the loop is already due to wake up
+        except OSError:
+            pass  # closed during shutdown; nobody is left to wake
+
+    def drain(self) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+class EventLoop:
+    """A single-threaded I/O loop with timers and a thread-safe call queue."""
+
+    def __init__(self) -> None:
+        # Looked up at construction time, not import time, so that the test suite can run
+        # everything once more on the select() selector, as Windows does.
+        self._selector = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._timer_sequence = itertools.count()
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._wake_pending = False
+        self._wake_lock = threading.Lock()
+        self._waker = _Waker()
+        self._running = False
+        self._stopping = False
+        self._selector.register(self._waker.reader, EVENT_READ, None)
+
+    # -- registration (loop thread) -----------------------------------------------------
+
+    def register(self, fileobj: Any, events: int, handler: Selectable) -> None:
+        self._selector.register(fileobj, events, handler)
+
+    def modify(self, fileobj: Any, events: int, handler: Selectable) -> None:
+        self._selector.modify(fileobj, events, handler)
+
+    def unregister(self, fileobj: Any) -> None:
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass  # already gone, or the socket was closed first
+
+    @property
+    def selector_name(self) -> str:
+        return type(self._selector).__name__
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Timer:
+        """Loop-thread only: run ``callback`` on the loop after ``delay_seconds``."""
+        timer = Timer(time.monotonic() + delay_seconds, callback)
+        heapq.heappush(self._timers, (timer.when, next(self._timer_sequence), timer))
+        return timer
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Any thread: run ``callback(*args)`` on the loop thread soon, in call order."""
+        self._calls.append((callback, args))
+        # Only the first call after a drain writes to the socketpair: a busy server would
+        # otherwise pay one syscall per call.
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._waker.wake()
+
+    def stop(self) -> None:
+        """Any thread: make :meth:`run` return after the current iteration."""
+        self._stopping = True
+        self._waker.wake()
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until :meth:`stop` (which may come before this call: then return at once).
+
+        Must be called from the thread that will own the loop.
+        """
+        self._running = True
+        select = self._selector.select
+        try:
+            while not self._stopping:
+                timeout = self._next_timeout()
+                for key, mask in select(timeout):
+                    handler = key.data
+                    if handler is None:
+                        self._waker.drain()
+                        continue
+                    try:
+                        handler.handle_event(mask)
+                    except Exception:  # pragma: no cover - a bug, but one channel must not stop the loop
+                        log.exception("unexpected error handling socket event")
+                self._run_calls()
+                if self._timers:
+                    self._run_due_timers()
+        finally:
+            self._running = False
+
+    def _next_timeout(self) -> float | None:
+        if self._calls:
+            return 0
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - time.monotonic())
+
+    def _run_calls(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+        calls = self._calls
+        # Only what is queued now: a callback that queues another must not starve I/O.
+        for _ in range(len(calls)):
+            callback, args = calls.popleft()
+            try:
+                callback(*args)
+            except Exception:  # pragma: no cover - a bug; keep serving the others
+                log.exception("unexpected error in loop callback %r", callback)
+
+    def _run_due_timers(self) -> None:
+        now = time.monotonic()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)[2]
+            if timer.cancelled:
+                continue
+            try:
+                timer.callback()
+            except Exception:  # pragma: no cover - a bug; keep serving the others
+                log.exception("unexpected error in timer %r", timer.callback)
+
+    def close(self) -> None:
+        """Loop-thread (or after :meth:`run` returned): release the selector and waker."""
+        self._selector.close()
+        self._waker.close()
+        self._timers.clear()
+        self._calls.clear()

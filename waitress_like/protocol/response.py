@@ -1,0 +1,141 @@
+"""Response heads and body framing (RFC 9112 sections 4, 6, 7), sans I/O.
+
+These functions turn what an application gave (a status line, header pairs, body pieces)
+into bytes, and refuse anything that would let the application corrupt the stream: a
+status or header with CR, LF or NUL, an invalid field name, or a hop-by-hop header
+(PEP 3333: framing is the server's job).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from email.utils import formatdate
+
+from ..errors import LocalProtocolError
+
+__all__ = [
+    "HOP_BY_HOP_HEADERS",
+    "LAST_CHUNK",
+    "parse_status",
+    "check_header",
+    "status_has_no_body",
+    "frame_chunk",
+    "http_date",
+    "simple_response",
+]
+
+# RFC 9110 7.6.1 connection-specific fields, plus the PEP 3333 list.
+HOP_BY_HOP_HEADERS = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+# RFC 9110 5.6.2 token; RFC 9110 5.5 field-value: VCHAR, obs-text, SP and HTAB inside.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
+_STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*\Z")
+
+
+def parse_status(status: object) -> int:
+    """Return the code of a PEP 3333 status string like ``"200 OK"``.
+
+    Raises :class:`LocalProtocolError` for anything else (not a str, no reason phrase
+    separator, control characters that could split the response).
+    """
+    if type(status) is not str:
+        raise LocalProtocolError(f"status must be a str, got {status!r}")
+    match = _STATUS.match(status)
+    if match is None:
+        raise LocalProtocolError(f"invalid status line {status!r}")
+    return int(match.group(1))
+
+
+def check_header(name: object, value: object) -> str:
+    """Validate one application header; return the lower-cased name.
+
+    Raises :class:`LocalProtocolError` for non-str items, an invalid name, a value with
+    CR, LF, NUL or another control character, or a hop-by-hop header.
+    """
+    if type(name) is not str or type(value) is not str:
+        raise LocalProtocolError(f"header name and value must be str: {name!r}: {value!r}")
+    if _TOKEN.match(name) is None:
+        raise LocalProtocolError(f"invalid header name {name!r}")
+    if _FIELD_VALUE.match(value) is None:
+        raise LocalProtocolError(f"invalid character in value of header {name!r}: {value!r}")
+    lowered = name.lower()
+    if lowered in HOP_BY_HOP_HEADERS:
+        raise LocalProtocolError(
+            f"{name!r} is a hop-by-hop header; a WSGI application may not set it (PEP 3333)"
+        )
+    return lowered
+
+
+def status_has_no_body(status_code: int) -> bool:
+    """RFC 9110 6.4.1: 1xx, 204 and 304 responses never carry content."""
+    return status_code < 200 or status_code == 204 or status_code == 304
+
+
+def frame_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 7.1). ``data`` must not be empty."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The current IMF-fixdate for the Date header, computed at most once a second.
+
+    Safe from any thread: a race only computes the same string twice.
+    """
+    global _date_cache
+    now = int(time.time())
+    cached_second, cached_value = _date_cache
+    if cached_second != now:
+        cached_value = formatdate(now, usegmt=True)
+        _date_cache = (now, cached_value)
+    return cached_value
+
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+def simple_response(status_code: int, detail: str, ident: str, close: bool = True) -> bytes:
+    """A complete small text/plain response, for errors the server answers itself."""
+    reason = _REASONS.get(status_code, "Error")
+    body = f"{status_code} {reason}\r\n\r\n{detail}\r\n".encode("latin-1", "replace")
+    lines = [
+        f"HTTP/1.1 {status_code} {reason}",
+        f"Content-Length: {len(body)}",
+        "Content-Type: text/plain; charset=latin-1",
+        f"Date: {http_date()}",
+    ]
+    if ident:
+        lines.append(f"Server: {ident}")
+    if close:
+        lines.append("Connection: close")
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode("latin-1") + body

@@ -1,0 +1,493 @@
+"""The PEP 3333 gateway: runs one request through the WSGI application on a worker thread.
+
+:meth:`WSGIGateway.run` builds the environ, calls the application, frames what it returns
+(Content-Length, chunked, or close-delimited for HTTP/1.0) and hands the bytes to the
+request's :class:`~waitress_like.buffers.OutputPipe`. Application errors become a 500
+response here, or a closed connection when the headers are already on their way.
+
+Thread contract: :meth:`WSGIGateway.run` is called on a worker thread, once per request;
+the gateway itself holds only read-only state and serves every worker at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import stat
+import sys
+import traceback
+from types import TracebackType
+from typing import IO, Any, Callable, Iterable, Optional, Tuple, Type
+from urllib.parse import unquote_to_bytes
+
+from .buffers import ClientDisconnected, OutputPipe
+from .errors import LocalProtocolError
+from .protocol.response import (
+    LAST_CHUNK,
+    check_header,
+    frame_chunk,
+    http_date,
+    parse_status,
+    simple_response,
+    status_has_no_body,
+)
+
+__all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
+
+log = logging.getLogger("waitress_like")
+
+ExcInfo = Tuple[Type[BaseException], BaseException, Optional[TracebackType]]
+WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file in blocks, or lets the server sendfile it.
+
+    The gateway recognises its own wrapper and, when the file is a regular file with a
+    descriptor, sends it with ``os.sendfile`` from the loop thread instead of iterating.
+    """
+
+    def __init__(self, filelike: Any, block_size: int = 32768) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+        close = getattr(filelike, "close", None)
+        if close is not None:
+            self.close = close
+
+    def __iter__(self) -> "FileWrapper":
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.block_size)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self) -> None:  # replaced per instance when the file has its own close
+        pass
+
+
+class WSGIRequest:
+    """What a worker needs to serve one request; built by the channel on the loop thread.
+
+    ``body`` is the complete request body as a readable file (``wsgi.input``); the gateway
+    closes it when the request is done.
+    """
+
+    __slots__ = ("head", "body", "body_length", "remote_addr", "remote_port", "listener", "client_disconnected")
+
+    def __init__(
+        self,
+        head: Any,
+        body: IO[bytes],
+        body_length: int,
+        remote_addr: str,
+        remote_port: str,
+        listener: Any,
+        client_disconnected: Callable[[], bool],
+    ) -> None:
+        self.head = head
+        self.body = body
+        self.body_length = body_length
+        self.remote_addr = remote_addr
+        self.remote_port = remote_port
+        self.listener = listener
+        self.client_disconnected = client_disconnected
+
+
+class _Framing(enum.Enum):
+    LENGTH = "content-length"
+    CHUNKED = "chunked"
+    NO_BODY = "no body"  # HEAD, 1xx, 204, 304
+    UNTIL_CLOSE = "until close"  # HTTP/1.0 without Content-Length
+
+
+class _ResponseState(enum.Enum):
+    NOT_STARTED = 0  # start_response not called yet
+    HEADERS_SET = 1  # called; head not sent yet (can still be replaced with exc_info)
+    HEADERS_SENT = 2  # head handed to the pipe
+    FINISHED = 3
+
+
+# Header name -> environ key; None for names with "_" (dropped: "X_Foo" and "X-Foo" would
+# collide in environ, the classic header-spoofing trick). Bounded so hostile clients
+# sending random names cannot grow it without end.
+_ENVIRON_KEYS: dict[str, Optional[str]] = {}
+_ENVIRON_KEYS_MAX = 2048
+
+
+def _environ_key(name: str) -> Optional[str]:
+    key = _ENVIRON_KEYS.get(name)
+    if key is not None or name in _ENVIRON_KEYS:
+        return key
+    if "_" in name:
+        key = None
+    else:
+        upper = name.upper().replace("-", "_")
+        key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + upper
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
+class WSGIGateway:
+    """Runs requests through one WSGI application."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        server_name: str,
+        url_scheme: str,
+        url_prefix: str,
+        ident: str,
+        expose_tracebacks: bool,
+    ) -> None:
+        self.app = app
+        self.url_prefix = url_prefix
+        self.ident = ident
+        self.expose_tracebacks = expose_tracebacks
+        self.base_environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": url_scheme,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+            "SERVER_NAME": server_name,
+            "SERVER_SOFTWARE": ident,
+            "SCRIPT_NAME": url_prefix,
+        }
+
+    # -- environ -------------------------------------------------------------------------
+
+    def build_environ(self, request: WSGIRequest) -> dict[str, Any]:
+        head = request.head
+        environ = self.base_environ.copy()
+        environ["REQUEST_METHOD"] = head.method
+        environ["SERVER_PROTOCOL"] = "HTTP/%d.%d" % head.version
+        environ["PATH_INFO"] = self._path_info(head.path)
+        environ["QUERY_STRING"] = head.query
+        environ["RAW_URI"] = environ["REQUEST_URI"] = head.target
+        environ["REMOTE_ADDR"] = request.remote_addr
+        if request.remote_port:
+            environ["REMOTE_PORT"] = request.remote_port
+        environ["SERVER_PORT"] = request.listener.server_port
+        environ["wsgi.input"] = request.body
+        environ["waitress_like.client_disconnected"] = request.client_disconnected
+        for name, value in head.headers:
+            key = _environ_key(name)
+            if key is None:
+                continue
+            if key in environ:
+                if key == "CONTENT_LENGTH":
+                    continue  # the parser already refused conflicting lengths
+                # RFC 9110 5.3: repeated fields combine with commas; Cookie with "; "
+                # (RFC 6265 5.4), so cookie parsers see one list.
+                separator = "; " if key == "HTTP_COOKIE" else ", "
+                environ[key] = environ[key] + separator + value
+            else:
+                environ[key] = value
+        if head.content_length is not None or head.chunked:
+            # For chunked uploads the body is complete, so its decoded length is known.
+            environ["CONTENT_LENGTH"] = str(request.body_length)
+        return environ
+
+    def _path_info(self, path: str) -> str:
+        if "%" in path:
+            path = unquote_to_bytes(path).decode("latin-1")
+        prefix = self.url_prefix
+        if prefix:
+            if path == prefix:
+                return ""
+            if path.startswith(prefix + "/"):
+                return path[len(prefix) :]
+        return path
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, request: WSGIRequest, pipe: OutputPipe) -> None:
+        """Worker thread: serve ``request`` completely into ``pipe``. Never raises."""
+        response = _Response(self, request, pipe)
+        try:
+            environ = self.build_environ(request)
+            app_iter = self.app(environ, response.start_response)
+            try:
+                response.send_body(app_iter)
+            finally:
+                close = getattr(app_iter, "close", None)
+                if close is not None:
+                    close()
+            response.finish()
+        except ClientDisconnected:
+            log.debug("client disconnected while serving %s", request.head.target)
+            pipe.finish(close_connection=True)
+        except Exception:
+            response.fail(sys.exc_info())  # type: ignore[arg-type]
+        finally:
+            request.body.close()
+
+
+class _Response:
+    """The state of one response; lives on the worker thread that runs the request."""
+
+    __slots__ = (
+        "gateway",
+        "request",
+        "pipe",
+        "state",
+        "status",
+        "status_code",
+        "headers",
+        "content_length",
+        "framing",
+        "close_connection",
+        "body_bytes",
+    )
+
+    def __init__(self, gateway: WSGIGateway, request: WSGIRequest, pipe: OutputPipe) -> None:
+        self.gateway = gateway
+        self.request = request
+        self.pipe = pipe
+        self.state = _ResponseState.NOT_STARTED
+        self.status = ""
+        self.status_code = 0
+        self.headers: list[tuple[str, str]] = []
+        self.content_length: Optional[int] = None
+        self.framing = _Framing.LENGTH
+        self.close_connection = not request.head.keep_alive
+        self.body_bytes = 0
+
+    # -- PEP 3333 start_response and write -------------------------------------------------
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: Optional[ExcInfo] = None,
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.state is _ResponseState.HEADERS_SENT or self.state is _ResponseState.FINISHED:
+                    # PEP 3333: too late to change the response; re-raise the app's error.
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the traceback reference cycle
+        elif self.state is not _ResponseState.NOT_STARTED:
+            raise AssertionError("start_response called a second time without exc_info")
+        status_code = parse_status(status)
+        if type(headers) is not list:
+            raise LocalProtocolError(f"headers must be a list, got {type(headers).__name__}")
+        content_length = None
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2:
+                raise LocalProtocolError(f"each header must be a (name, value) tuple, got {item!r}")
+            name, value = item
+            if check_header(name, value) == "content-length":
+                if not value.isdigit() or not value.isascii():
+                    raise LocalProtocolError(f"invalid Content-Length {value!r}")
+                content_length = int(value)
+        self.status = status
+        self.status_code = status_code
+        self.headers = headers
+        self.content_length = content_length
+        self.state = _ResponseState.HEADERS_SET
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable: send ``data`` now (PEP 3333)."""
+        if self.state is _ResponseState.NOT_STARTED:
+            raise AssertionError("write() called before start_response()")
+        if type(data) is not bytes:
+            raise TypeError(f"write() takes bytes, got {type(data).__name__}")
+        if data:
+            self._send(data, finish=False)
+
+    # -- body --------------------------------------------------------------------------
+
+    def send_body(self, app_iter: Iterable[bytes]) -> None:
+        if type(app_iter) is FileWrapper and self._try_sendfile(app_iter):
+            return
+        if type(app_iter) in (list, tuple):
+            self._send_sequence(app_iter)  # type: ignore[arg-type]
+            return
+        disconnected = self.request.client_disconnected
+        for chunk in app_iter:
+            if type(chunk) is not bytes:
+                raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
+            if chunk:
+                self._send(chunk, finish=False)
+                if disconnected():
+                    raise ClientDisconnected("the client has gone away")
+
+    def _send_sequence(self, chunks: Iterable[bytes]) -> None:
+        """A list body: everything is known, so send it in one piece with a length."""
+        for chunk in chunks:
+            if type(chunk) is not bytes:
+                raise TypeError(f"the application returned {type(chunk).__name__}, not bytes")
+        body = b"".join(chunks)
+        if self.state is _ResponseState.HEADERS_SET and self.content_length is None:
+            self.content_length = len(body)
+            self.headers = self.headers + [("Content-Length", str(len(body)))]
+        if body:
+            self._send(body, finish=True)
+
+    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a regular file with sendfile from the loop thread; False to iterate instead."""
+        if self.state is not _ResponseState.HEADERS_SET:
+            return False
+        filelike = wrapper.filelike
+        try:
+            fd = filelike.fileno()
+            info = os.fstat(fd)
+            offset = filelike.tell()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        available = max(0, info.st_size - offset)
+        if self.content_length is None:
+            self.content_length = available
+            self.headers = self.headers + [("Content-Length", str(available))]
+        count = min(available, self.content_length)
+        head = self._start_head()
+        if self.framing is not _Framing.LENGTH or count == 0:
+            # No body to send (HEAD, 304...) or nothing in the file: the normal path is exact.
+            self.state = _ResponseState.HEADERS_SENT
+            self.pipe.write(head)
+            return True
+        self.pipe.write(head)
+        self.state = _ResponseState.HEADERS_SENT
+        self.pipe.write_file(os.dup(fd), offset, count)
+        self.body_bytes = count
+        return True
+
+    def _send(self, data: bytes, finish: bool) -> None:
+        """Frame ``data`` and hand it to the pipe, with the head first if still unsent."""
+        if self.state is _ResponseState.HEADERS_SET:
+            out = self._start_head()
+            self.state = _ResponseState.HEADERS_SENT
+        elif self.state is _ResponseState.HEADERS_SENT:
+            out = b""
+        elif self.state is _ResponseState.NOT_STARTED:
+            raise AssertionError("the application sent body data before start_response()")
+        else:
+            raise AssertionError("response already finished")
+        framing = self.framing
+        if framing is _Framing.LENGTH:
+            assert self.content_length is not None
+            room = self.content_length - self.body_bytes
+            if len(data) > room:
+                log.warning(
+                    "application sent more than its Content-Length for %s; truncated",
+                    self.request.head.target,
+                )
+                data = data[:room]
+                self.close_connection = True
+            self.body_bytes += len(data)
+            out += data
+        elif framing is _Framing.CHUNKED:
+            self.body_bytes += len(data)
+            out += frame_chunk(data)
+            if finish:
+                out += LAST_CHUNK
+        elif framing is _Framing.UNTIL_CLOSE:
+            self.body_bytes += len(data)
+            out += data
+        # NO_BODY: the body is dropped, only the head goes out.
+        if finish:
+            self._check_length()
+            self.state = _ResponseState.FINISHED
+            self.pipe.write(out, finish=True, close_connection=self.close_connection)
+        else:
+            self.pipe.write(out)
+
+    def _start_head(self) -> bytes:
+        """Decide the framing and serialise the status line and headers."""
+        head = self.request.head
+        version = head.version
+        if head.method == "HEAD" or status_has_no_body(self.status_code):
+            self.framing = _Framing.NO_BODY
+        elif self.content_length is not None:
+            self.framing = _Framing.LENGTH
+        elif version >= (1, 1):
+            self.framing = _Framing.CHUNKED
+        else:
+            self.framing = _Framing.UNTIL_CLOSE
+            self.close_connection = True
+        gateway = self.gateway
+        lines = ["HTTP/%d.%d %s\r\n" % (version[0], version[1], self.status)]
+        for name, value in self.headers:
+            lines.append(f"{name}: {value}\r\n")
+        if self.framing is _Framing.CHUNKED:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        lines.append(f"Date: {http_date()}\r\n")
+        if gateway.ident:
+            lines.append(f"Server: {gateway.ident}\r\n")
+        if self.close_connection:
+            lines.append("Connection: close\r\n")
+        elif version < (1, 1):
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+    def _check_length(self) -> None:
+        if (
+            self.framing is _Framing.LENGTH
+            and self.content_length is not None
+            and self.body_bytes < self.content_length
+        ):
+            # The client waits for bytes that will never come; closing is the only way
+            # to tell it, and keeps the next response from being read as this body.
+            log.warning(
+                "application sent %d of %d promised bytes for %s; closing the connection",
+                self.body_bytes,
+                self.content_length,
+                self.request.head.target,
+            )
+            self.close_connection = True
+
+    def finish(self) -> None:
+        state = self.state
+        if state is _ResponseState.FINISHED:
+            return
+        if state is _ResponseState.NOT_STARTED:
+            raise AssertionError("the application returned without calling start_response()")
+        if state is _ResponseState.HEADERS_SET:
+            out = self._start_head()
+            if self.framing is _Framing.CHUNKED:
+                out += LAST_CHUNK
+        else:
+            out = LAST_CHUNK if self.framing is _Framing.CHUNKED else b""
+        self._check_length()
+        self.state = _ResponseState.FINISHED
+        self.pipe.write(out, finish=True, close_connection=self.close_connection)
+
+    # -- errors --------------------------------------------------------------------------
+
+    def fail(self, exc_info: ExcInfo) -> None:
+        """The application (or its iterator) raised: answer 500, or cut the response."""
+        head = self.request.head
+        log.error("exception while serving %s", head.target, exc_info=exc_info)
+        try:
+            if self.state in (_ResponseState.NOT_STARTED, _ResponseState.HEADERS_SET):
+                detail = "The server encountered an unexpected internal server error"
+                if self.gateway.expose_tracebacks:
+                    detail += "\r\n\r\n" + "".join(traceback.format_exception(*exc_info))
+                body = simple_response(500, detail, self.gateway.ident, close=True)
+                if head.method == "HEAD":
+                    body = body[: body.index(b"\r\n\r\n") + 4]
+                self.state = _ResponseState.FINISHED
+                self.pipe.write(body, finish=True, close_connection=True)
+            else:
+                # Part of the response is already out: closing is the only honest signal.
+                self.state = _ResponseState.FINISHED
+                self.pipe.finish(close_connection=True)
+        except ClientDisconnected:
+            self.pipe.finish(close_connection=True)
+        finally:
+            exc_info = None  # type: ignore[assignment]
+
