@@ -263,12 +263,12 @@ class OutputPipe:
         # Gather the leading in-memory items into one send: a response head and its
         # first body chunk, or many small chunks, go out in one syscall.
         if len(items) > 1 and isinstance(items[1], (bytes, memoryview)):
-            batch = []
+            batch: list[bytes | memoryview] = []
             batch_bytes = 0
             while items and isinstance(items[0], (bytes, memoryview)) and batch_bytes < _SEND_BLOCK_BYTES:
                 piece = items.popleft()
-                batch.append(piece)
-                batch_bytes += len(piece)
+                batch.append(piece)  # type: ignore[arg-type]
+                batch_bytes += len(piece)  # type: ignore[arg-type]
             data: bytes | memoryview = b"".join(batch)
             items.appendleft(data)
         else:

@@ -351,4 +351,3 @@ class Channel:
 
 def _no_notify() -> None:
     """Pre-filled pipes are written on the loop thread, which is already awake."""
-

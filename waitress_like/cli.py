@@ -34,8 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("app", nargs="?", metavar="MODULE:OBJECT", help="the application to serve")
-    parser.add_argument("--app", dest="app_option", metavar="MODULE:OBJECT", help="the application (instead of the positional)")
-    parser.add_argument("--call", action="store_true", default=False, help="call OBJECT to get the application (a factory)")
+    parser.add_argument(
+        "--app",
+        dest="app_option",
+        metavar="MODULE:OBJECT",
+        help="the application (instead of the positional)",
+    )
+    parser.add_argument(
+        "--call", action="store_true", default=False, help="call OBJECT to get the application (a factory)"
+    )
     parser.add_argument("--version", action="version", version=f"waitress_like {__version__}")
     groups = {topic: parser.add_argument_group(title) for topic, title in TOPICS.items()}
     for setting in SETTINGS:
@@ -48,13 +55,21 @@ def _add_setting_option(group: Any, setting: Setting) -> None:
     plain_help = setting.help.replace("``", "")  # the table's help is reST for the docs
     help_text = f"{plain_help} (default: {setting.default_text})".replace("%", "%%")
     if setting.is_flag:
-        group.add_argument(setting.cli_option, dest=setting.name, action="store_const", const="true", help=help_text)
         group.add_argument(
-            "--no-" + setting.cli_option[2:], dest=setting.name, action="store_const", const="false", help=argparse.SUPPRESS
+            setting.cli_option, dest=setting.name, action="store_const", const="true", help=help_text
+        )
+        group.add_argument(
+            "--no-" + setting.cli_option[2:],
+            dest=setting.name,
+            action="store_const",
+            const="false",
+            help=argparse.SUPPRESS,
         )
     elif setting.name == "listen":
         # waitress-serve accepts --listen several times; the values add up.
-        group.add_argument(setting.cli_option, dest="listen", action="append", metavar=setting.metavar, help=help_text)
+        group.add_argument(
+            setting.cli_option, dest="listen", action="append", metavar=setting.metavar, help=help_text
+        )
     else:
         group.add_argument(setting.cli_option, dest=setting.name, metavar=setting.metavar, help=help_text)
 

@@ -32,7 +32,8 @@ _SHOWN_BODY_BYTES = 4096
 
 def _rows(pairs: Iterable[tuple[str, Any]]) -> str:
     return "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(repr(v))}</code></td></tr>" for k, v in pairs
+        f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(repr(v))}</code></td></tr>"
+        for k, v in pairs
     )
 
 

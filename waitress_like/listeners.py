@@ -36,7 +36,9 @@ class Listener:
         self.family = sock.family
         self.address: Any = sock.getsockname()
         self.unix_path = unix_path
-        self.is_unix = getattr(socket, "AF_UNIX", None) is not None and sock.family == getattr(socket, "AF_UNIX", None)
+        self.is_unix = getattr(socket, "AF_UNIX", None) is not None and sock.family == getattr(
+            socket, "AF_UNIX", None
+        )
         if self.is_unix:
             self.server_port = ""
             self.display = f"unix:{self.address}"
@@ -122,7 +124,9 @@ def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: 
             host, port, _families(ipv4, ipv6), socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_PASSIVE
         )
     except socket.gaierror as error:
-        raise BindError(error.errno, f"cannot resolve listen address {host or '*'}:{port}: {error.strerror}") from None
+        raise BindError(
+            error.errno, f"cannot resolve listen address {host or '*'}:{port}: {error.strerror}"
+        ) from None
     bound: list[Listener] = []
     seen = set()
     try:
@@ -136,8 +140,10 @@ def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: 
             except OSError as error:
                 if host is None and error.errno == errno.EAFNOSUPPORT:
                     continue  # "*" on a host without IPv6: serve the families it has
-                shown = f"[{sockaddr[0]}]" if family == socket.AF_INET6 else sockaddr[0]
-                raise BindError(error.errno, f"cannot listen on {shown}:{sockaddr[1]}: {error.strerror}") from None
+                shown = f"[{sockaddr[0]!s}]" if family == socket.AF_INET6 else str(sockaddr[0])
+                raise BindError(
+                    error.errno, f"cannot listen on {shown}:{sockaddr[1]!s}: {error.strerror}"
+                ) from None
     except BaseException:
         for listener in bound:
             listener.close()

@@ -136,8 +136,8 @@ class Server:
     @property
     def effective_listen(self) -> list[tuple[Any, Any]]:
         return [
-            (l.address, None) if isinstance(l.address, str) else (l.address[0], l.address[1])
-            for l in self.listeners
+            (lsn.address, None) if isinstance(lsn.address, str) else (lsn.address[0], lsn.address[1])
+            for lsn in self.listeners
         ]
 
     def print_listen(self, format_str: str = "Serving on {}") -> None:
@@ -210,7 +210,11 @@ class Server:
                 return
             except OSError as error:
                 if error.errno in _RESOURCE_ERRNOS:
-                    log.warning("accept failed (%s); pausing new connections for %.1fs", error, _ACCEPT_BACKOFF_SECONDS)
+                    log.warning(
+                        "accept failed (%s); pausing new connections for %.1fs",
+                        error,
+                        _ACCEPT_BACKOFF_SECONDS,
+                    )
                     self._pause_accepting()
                     self._accept_paused_until = time.monotonic() + _ACCEPT_BACKOFF_SECONDS
                     self.loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_after_backoff)

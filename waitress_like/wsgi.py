@@ -51,11 +51,9 @@ class FileWrapper:
     def __init__(self, filelike: Any, block_size: int = 32768) -> None:
         self.filelike = filelike
         self.block_size = block_size
-        close = getattr(filelike, "close", None)
-        if close is not None:
-            self.close = close
+        self._close_file = getattr(filelike, "close", None)
 
-    def __iter__(self) -> "FileWrapper":
+    def __iter__(self) -> FileWrapper:
         return self
 
     def __next__(self) -> bytes:
@@ -64,8 +62,9 @@ class FileWrapper:
             return data
         raise StopIteration
 
-    def close(self) -> None:  # replaced per instance when the file has its own close
-        pass
+    def close(self) -> None:
+        if self._close_file is not None:
+            self._close_file()
 
 
 class WSGIRequest:
@@ -75,7 +74,15 @@ class WSGIRequest:
     closes it when the request is done.
     """
 
-    __slots__ = ("head", "body", "body_length", "remote_addr", "remote_port", "listener", "client_disconnected")
+    __slots__ = (
+        "head",
+        "body",
+        "body_length",
+        "remote_addr",
+        "remote_port",
+        "listener",
+        "client_disconnected",
+    )
 
     def __init__(
         self,
@@ -148,7 +155,7 @@ class WSGIGateway:
         self.url_prefix = url_prefix
         self.ident = ident
         self.expose_tracebacks = expose_tracebacks
-        self.base_environ = {
+        self.base_environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url_scheme,
             "wsgi.errors": sys.stderr,
@@ -490,4 +497,3 @@ class _Response:
             self.pipe.finish(close_connection=True)
         finally:
             exc_info = None  # type: ignore[assignment]
-

@@ -9,16 +9,34 @@ from tests.apps import EchoApp
 from tests.httpclient import Connection
 
 BAD_REQUESTS = {
-    "te and cl": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    "te not ending in chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
-    "unknown transfer coding": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
-    "repeated content-length": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab", 400),
+    "te and cl": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "te not ending in chunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    ),
+    "unknown transfer coding": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+    ),
+    "repeated content-length": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab",
+        400,
+    ),
     "plus content-length": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\na", 400),
     "underscore content-length": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1_0\r\n\r\n", 400),
     "hex content-length": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x1\r\n\r\n", 400),
-    "non-ascii digit length": ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \u0661\r\n\r\n".encode("utf-8"), 400),
+    "non-ascii digit length": (
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \u0661\r\n\r\n".encode("utf-8"),
+        400,
+    ),
     "bad chunk size": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-    "bad chunk extension": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n", 400),
+    "bad chunk extension": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n",
+        400,
+    ),
     "bare lf": (b"GET / HTTP/1.1\nHost: x\n\n", 400),
     "bare cr": (b"GET / HTTP/1.1\rHost: x\r\n\r\n", 400),
     "obs fold": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
@@ -87,7 +105,9 @@ def test_chunked_body_too_large_gives_413_as_bytes_arrive(start_server):
     server = start_server(app, max_request_body_size=10)
     with Connection(server.address) as conn:
         # No last chunk: the verdict must come from the bytes seen so far.
-        conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n")
+        conn.send(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n"
+        )
         response = conn.read_response()
         assert response.status == 413 and response.closes
     assert app.calls == []

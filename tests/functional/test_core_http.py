@@ -113,9 +113,7 @@ def test_expect_100_continue(start_server):
     app = EchoApp()
     server = start_server(app)
     with Connection(server.address) as conn:
-        conn.send(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-        )
+        conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         interim = conn.read_interim_or_final()
         assert interim.status == 100
         conn.send(b"hello")

@@ -81,7 +81,9 @@ def test_holds_ten_thousand_connections():
         pytest.skip("select() is limited to FD_SETSIZE descriptors by design")
     count = 10_000
     _raise_fd_limit(count + 500)
-    process = subprocess.Popen([sys.executable, "-c", SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     clients = []
     try:
         match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", process.stderr.readline())

@@ -80,9 +80,7 @@ def test_request_in_service_is_not_cut_by_the_sweep(start_server):
         assert started.wait(5)
         # Let the sweep run at least twice while the request is in service.
         swept = threading.Event()
-        server.server.loop.call_soon_threadsafe(
-            lambda: server.server.loop.call_later(2.5, swept.set)
-        )
+        server.server.loop.call_soon_threadsafe(lambda: server.server.loop.call_later(2.5, swept.set))
         assert swept.wait(10)
         release.set()
         assert conn.read_response().body == b"done"
@@ -129,7 +127,11 @@ def test_serve_logs_its_address_and_stops_on_ctrl_c():
 
 @pytest.mark.parametrize(
     ("settings", "name"),
-    [({"threads": "many"}, "threads"), ({"no_such_thing": 1}, "no_such_thing"), ({"listen": "*:80", "port": 81}, "listen")],
+    [
+        ({"threads": "many"}, "threads"),
+        ({"no_such_thing": 1}, "no_such_thing"),
+        ({"listen": "*:80", "port": 81}, "listen"),
+    ],
 )
 def test_bad_settings_name_the_setting(settings, name):
     with pytest.raises(waitress_like.ConfigError) as caught:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 
@@ -241,7 +240,9 @@ def test_request_body_spills_to_temp_file(start_server):
 
     server = start_server(app, inbuf_overflow=1024)
     body = b"x" * 100_000
-    response = request(server.address, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    response = request(
+        server.address, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     assert response.body == b"100000"
     assert seen["type"] != "BytesIO"
 
