@@ -50,6 +50,15 @@ class ChannelState(enum.Enum):
     CLOSED = "closed"
 
 
+class _Deadline(enum.Enum):
+    """What the channel is waiting for from the client, and so which timeout applies."""
+
+    NONE = "none"
+    HEAD = "request head"  # from the head's first byte to its end (request_head_timeout)
+    BODY = "request body"  # between two received pieces of a body (request_body_timeout)
+    SEND = "send"  # between two pieces of output the client accepts (send_timeout)
+
+
 class _ErrorReply:
     """A response the server answers by itself, queued in order with real requests."""
 
@@ -91,6 +100,12 @@ class Channel:
         self._linger_timer: Any = None
         self._linger_bytes = 0
         self.last_activity = time.monotonic()
+        self._last_received_at = self.last_activity
+        self._last_sent_at = self.last_activity
+        self._head_started_at: Optional[float] = None
+        self._deadline = _Deadline.NONE
+        self._deadline_at = 0.0
+        self._deadline_timer: Any = None
         self._notify_output = functools.partial(context.loop.call_soon_threadsafe, self._on_output)
         self._update_interest()
 
@@ -131,7 +146,7 @@ class Channel:
             self._peer_gone = True
             self._drop_partial_request()
         else:
-            self.last_activity = time.monotonic()
+            self.last_activity = self._last_received_at = time.monotonic()
             self._parser.feed(data)
         self._advance()
 
@@ -167,6 +182,7 @@ class Channel:
                 break
         if self.state is ChannelState.OPEN or self.state is ChannelState.CLOSING:
             self._update_interest()
+            self._update_deadline()
 
     def _parse(self) -> bool:
         """Turn buffered bytes into queued requests. True if anything was queued."""
@@ -182,6 +198,7 @@ class Channel:
             if event is None:
                 break
             if isinstance(event, RequestHead):
+                self._head_started_at = None
                 self._receiving = (event, RequestBody(self._context.inbuf_overflow))  # type: ignore[arg-type]
                 self._continue_due = event.expect_continue  # type: ignore[union-attr]
             elif isinstance(event, BodyChunk):
@@ -204,6 +221,9 @@ class Channel:
                     )
                 )
                 queued = True
+        if parser.state is ParserState.HEAD and self._head_started_at is None:
+            # The deadline runs from the head's first byte, which came with the last recv.
+            self._head_started_at = self._last_received_at
         if parser.state is ParserState.DONE or (self._peer_eof and self._receiving is None):
             # No further request can come: the last one asked to close, or the client
             # has stopped sending.
@@ -213,13 +233,15 @@ class Channel:
 
     def _protocol_error(self, error: RemoteProtocolError) -> None:
         """Bad bytes: answer after the responses already queued, then close."""
-        self._drop_partial_request()
-        self.state = ChannelState.CLOSING
         if self._context.log_socket_errors:
             log.info("bad request from %s: %s", self._remote_addr, error)
-        self._ready.append(
-            _ErrorReply(simple_response(error.status_hint, str(error), self._context.ident, close=True))
-        )
+        self._refuse(error.status_hint, str(error))
+
+    def _refuse(self, status_code: int, detail: str) -> None:
+        """Stop reading; answer ``status_code`` after the queued responses, then close."""
+        self._drop_partial_request()
+        self.state = ChannelState.CLOSING
+        self._ready.append(_ErrorReply(simple_response(status_code, detail, self._context.ident, close=True)))
 
     def _start(self, job: _Job) -> None:
         if type(job) is _ErrorReply:
@@ -241,11 +263,14 @@ class Channel:
         """Send what the active response has queued. True if it is complete and sent."""
         pipe = self._active
         assert pipe is not None
+        sent_before = pipe.sent_bytes
         try:
             pipe.send_to(self.socket)
         except OSError as error:
             self._connection_lost(error)
             return False
+        if pipe.sent_bytes != sent_before:
+            self._last_sent_at = time.monotonic()
         if not pipe.done:
             return False
         self._active = None
@@ -273,6 +298,8 @@ class Channel:
     def _set_interest(self, events: int) -> None:
         if events == self._interest:
             return
+        if events & EVENT_WRITE and not self._interest & EVENT_WRITE:
+            self._last_sent_at = time.monotonic()  # the send clock starts when we must wait
         loop = self._context.loop
         if not events:
             loop.unregister(self.socket)
@@ -281,6 +308,58 @@ class Channel:
         else:
             loop.modify(self.socket, events, self)
         self._interest = events
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def _update_deadline(self) -> None:
+        """Pick the deadline for what we now wait on; arm one timer if none fires by then.
+
+        A timer is only created on the slow paths (a partial head or body after a recv,
+        a blocked send), and an armed timer is reused when the deadline moves later.
+        """
+        context = self._context
+        if self._interest & EVENT_WRITE:
+            kind = _Deadline.SEND
+            deadline_at = self._last_sent_at + context.send_timeout
+        elif self._interest & EVENT_READ and self._parser.state is ParserState.HEAD:
+            kind = _Deadline.HEAD
+            deadline_at = (self._head_started_at or self._last_received_at) + context.request_head_timeout
+        elif self._interest & EVENT_READ and self._parser.state is ParserState.BODY:
+            kind = _Deadline.BODY
+            deadline_at = self._last_received_at + context.request_body_timeout
+        else:
+            self._deadline = _Deadline.NONE
+            return
+        self._deadline = kind
+        self._deadline_at = deadline_at
+        timer = self._deadline_timer
+        if timer is None or timer.when > deadline_at:
+            if timer is not None:
+                timer.cancel()
+            self._deadline_timer = context.loop.call_later(
+                deadline_at - time.monotonic(), self._check_deadline
+            )
+
+    def _check_deadline(self) -> None:
+        """Timer callback: act on an expired deadline, or re-arm for a later one."""
+        self._deadline_timer = None
+        if self.state is not ChannelState.OPEN and self.state is not ChannelState.CLOSING:
+            return
+        if self._deadline is _Deadline.NONE:
+            return
+        remaining = self._deadline_at - time.monotonic()
+        if remaining > 0:
+            self._deadline_timer = self._context.loop.call_later(remaining, self._check_deadline)
+            return
+        kind = self._deadline
+        self._deadline = _Deadline.NONE
+        if self._context.log_socket_errors:
+            log.info("closing connection from %s: %s timed out", self._remote_addr, kind.value)
+        if kind is _Deadline.SEND:
+            self.close()  # aborts the response, which frees its worker
+        else:
+            self._refuse(408, f"The {kind.value} was not received in time")
+            self._advance()
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -337,6 +416,9 @@ class Channel:
         self._peer_gone = True
         if self._linger_timer is not None:
             self._linger_timer.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         self._set_interest(0)
         try:
             self.socket.close()

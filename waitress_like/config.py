@@ -541,6 +541,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cleanup_interval", _seconds, 30,
             "Seconds between two searches for inactive connections to close.",
             "timeouts"),
+    Setting("request_head_timeout", _seconds, 30,
+            "Seconds a client has to send a complete request head (request line and "
+            "header fields) once its first byte has arrived; on expiry it is answered "
+            "408 and the connection is closed. Protects against slowloris clients.",
+            "timeouts"),
+    Setting("request_body_timeout", _seconds, 60,
+            "Seconds a request body may stall (no byte received) before the connection "
+            "is closed. The application only runs once the whole body is in, so a slow "
+            "upload never holds a worker thread.",
+            "timeouts"),
+    Setting("send_timeout", _seconds, 60,
+            "Seconds a response may stall because the client does not read (no byte "
+            "accepted by the socket) before the connection is closed and the worker "
+            "producing the response is freed.",
+            "timeouts"),
     Setting("asyncore_loop_timeout", _seconds, 1,
             "Longest time in seconds the event loop waits for socket activity.",
             "timeouts"),

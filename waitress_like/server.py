@@ -62,6 +62,9 @@ class ChannelContext:
         self.outbuf_overflow = settings.outbuf_overflow
         self.outbuf_high_watermark = settings.outbuf_high_watermark
         self.ident = settings.ident
+        self.request_head_timeout = settings.request_head_timeout
+        self.request_body_timeout = settings.request_body_timeout
+        self.send_timeout = settings.send_timeout
         self.log_socket_errors = settings.log_socket_errors
         # Requests parsed ahead of the one in service. At least one, so a client closing
         # its side is noticed while its request runs (client_disconnected).

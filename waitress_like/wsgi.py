@@ -184,7 +184,10 @@ class WSGIGateway:
             environ["REMOTE_PORT"] = request.remote_port
         environ["SERVER_PORT"] = request.listener.server_port
         environ["wsgi.input"] = request.body
-        environ["waitress_like.client_disconnected"] = request.client_disconnected
+        # Also under waitress's name, so code written for waitress keeps working.
+        environ["waitress_like.client_disconnected"] = environ["waitress.client_disconnected"] = (
+            request.client_disconnected
+        )
         for name, value in head.headers:
             key = _environ_key(name)
             if key is None:

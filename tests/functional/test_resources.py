@@ -109,3 +109,58 @@ def test_holds_ten_thousand_connections():
         process.terminate()
         process.wait(10)
         process.stderr.close()
+
+
+EMFILE_SERVER_CODE = """
+import resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from waitress_like import serve
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+serve(app, listen="127.0.0.1:0", connection_limit=1000, threads=2)
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_running_out_of_descriptors_backs_off_instead_of_spinning():
+    process = subprocess.Popen(
+        [sys.executable, "-c", EMFILE_SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    clients = []
+    try:
+        match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", process.stderr.readline())
+        assert match
+        address = ("127.0.0.1", int(match.group(1)))
+        # More clients than the server has descriptors: accept() fails with EMFILE.
+        for _ in range(80):
+            clients.append(socket.create_connection(address))
+        line = process.stderr.readline()
+        assert "pausing new connections" in line, line
+        cpu_before = _cpu_seconds(process.pid)
+        threading.Event().wait(1.0)  # a measurement window, not a wait for an event
+        assert _cpu_seconds(process.pid) - cpu_before < 0.5, "the server spins on accept()"
+        for sock in clients:
+            sock.close()
+        clients = []
+        # Once descriptors are free again, new clients are served.
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(GET)
+            data = b""
+            while not data.endswith(b"ok"):
+                piece = sock.recv(4096)
+                assert piece
+                data += piece
+        assert data.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        for sock in clients:
+            sock.close()
+        process.terminate()
+        process.wait(10)
+        process.stderr.close()
