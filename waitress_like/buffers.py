@@ -18,12 +18,19 @@ import socket
 import tempfile
 import threading
 from collections import deque
-from typing import IO, Callable, Union
+from typing import IO, Callable, Sequence, Union
 
 __all__ = ["RequestBody", "OutputPipe", "FileRange", "ClientDisconnected"]
 
 _SEND_BLOCK_BYTES = 256 * 1024
 _HAS_SENDFILE = hasattr(os, "sendfile")
+# Gather writes send a response head, chunk framing and body pieces without joining them
+# into a new buffer first. Windows sockets have no sendmsg; there small pieces are joined.
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_MAX_GATHER_ITEMS = 64
+# Parts smaller than this in total are joined by the producer: one small item is cheaper
+# to queue and send than several tiny ones.
+_JOIN_BELOW_BYTES = 16 * 1024
 
 
 class ClientDisconnected(OSError):
@@ -161,11 +168,24 @@ class OutputPipe:
 
     def write(self, data: bytes, finish: bool = False, close_connection: bool = False) -> None:
         """Queue ``data``; with ``finish`` it is the response's last write."""
+        self.write_parts((data,) if data else (), finish, close_connection)
+
+    def write_parts(
+        self, parts: Sequence[bytes], finish: bool = False, close_connection: bool = False
+    ) -> None:
+        """Queue ``parts`` in order (sent without being joined); see :meth:`write`.
+
+        The response's last write never spills: its bytes are already in memory, held by
+        the application, so copying them to disk would only cost time.
+        """
+        if len(parts) > 1 and sum(map(len, parts)) < _JOIN_BELOW_BYTES:
+            parts = (b"".join(parts),)
         with self._lock:
             if self.aborted:
                 raise ClientDisconnected("the client has gone away")
-            if data:
-                self._append_locked(data)
+            for part in parts:
+                if part:
+                    self._append_locked(part, may_spill=not finish)
             if finish:
                 self.finished = True
                 self.close_connection = close_connection
@@ -209,13 +229,13 @@ class OutputPipe:
         if notify:
             self._notify()
 
-    def _append_locked(self, data: bytes) -> None:
+    def _append_locked(self, data: bytes, may_spill: bool) -> None:
         size = len(data)
         self.pending_bytes += size
         tail = self._items[-1] if self._items else None
         if isinstance(tail, _SpillFile):
             tail.write(data)
-        elif self._memory_bytes + size > self._overflow_bytes:
+        elif may_spill and self._memory_bytes + size > self._overflow_bytes:
             spill = _SpillFile()
             spill.write(data)
             self._items.append(spill)
@@ -259,31 +279,54 @@ class OutputPipe:
         self.sent_bytes += size
 
     def _send_memory_locked(self, sock: socket.socket) -> bool:
+        """Send the leading in-memory items; True if all of them went out."""
         items = self._items
-        # Gather the leading in-memory items into one send: a response head and its
-        # first body chunk, or many small chunks, go out in one syscall.
         if len(items) > 1 and isinstance(items[1], (bytes, memoryview)):
-            batch: list[bytes | memoryview] = []
-            batch_bytes = 0
-            while items and isinstance(items[0], (bytes, memoryview)) and batch_bytes < _SEND_BLOCK_BYTES:
-                piece = items.popleft()
-                batch.append(piece)  # type: ignore[arg-type]
-                batch_bytes += len(piece)  # type: ignore[arg-type]
-            data: bytes | memoryview = b"".join(batch)
-            items.appendleft(data)
-        else:
-            data = items[0]  # type: ignore[assignment]
+            return self._send_gathered_locked(sock)
+        data = items[0]
         try:
-            sent = sock.send(data)
+            sent = sock.send(data)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return False
         self._consumed_locked(sent)
         self._memory_bytes -= sent
-        if sent == len(data):
+        if sent == len(data):  # type: ignore[arg-type]
             items.popleft()
             return True
-        items[0] = memoryview(data)[sent:]
+        items[0] = memoryview(data)[sent:]  # type: ignore[arg-type]
         return False
+
+    def _send_gathered_locked(self, sock: socket.socket) -> bool:
+        """Several leading in-memory items: one sendmsg (or, without it, one joined send)."""
+        items = self._items
+        batch: list[bytes | memoryview] = []
+        batch_bytes = 0
+        for item in items:
+            if not isinstance(item, (bytes, memoryview)) or len(batch) == _MAX_GATHER_ITEMS:
+                break
+            if not _HAS_SENDMSG and batch and batch_bytes + len(item) > _SEND_BLOCK_BYTES:
+                break
+            batch.append(item)
+            batch_bytes += len(item)
+        try:
+            if _HAS_SENDMSG:
+                sent = sock.sendmsg(batch)
+            else:
+                sent = sock.send(b"".join(batch))
+        except (BlockingIOError, InterruptedError):
+            return False
+        self._consumed_locked(sent)
+        self._memory_bytes -= sent
+        remaining = sent
+        while remaining:
+            first = items[0]
+            size = len(first)  # type: ignore[arg-type]
+            if remaining < size:
+                items[0] = memoryview(first)[remaining:]  # type: ignore[arg-type]
+                return False
+            items.popleft()
+            remaining -= size
+        return sent == batch_bytes
 
     def _send_file_range_locked(self, sock: socket.socket, item: FileRange) -> bool:
         while item.remaining > 0:

@@ -26,7 +26,6 @@ from .errors import LocalProtocolError
 from .protocol.response import (
     LAST_CHUNK,
     check_header,
-    frame_chunk,
     http_date,
     parse_status,
     simple_response,
@@ -376,12 +375,16 @@ class _Response:
         return True
 
     def _send(self, data: bytes, finish: bool) -> None:
-        """Frame ``data`` and hand it to the pipe, with the head first if still unsent."""
+        """Frame ``data`` and hand it to the pipe, with the head first if still unsent.
+
+        The pieces go to the pipe as a list: a large body is never copied to be joined
+        with its head or its chunk framing.
+        """
         if self.state is _ResponseState.HEADERS_SET:
-            out = self._start_head()
+            parts = [self._start_head()]
             self.state = _ResponseState.HEADERS_SENT
         elif self.state is _ResponseState.HEADERS_SENT:
-            out = b""
+            parts = []
         elif self.state is _ResponseState.NOT_STARTED:
             raise AssertionError("the application sent body data before start_response()")
         else:
@@ -398,22 +401,22 @@ class _Response:
                 data = data[:room]
                 self.close_connection = True
             self.body_bytes += len(data)
-            out += data
+            parts.append(data)
         elif framing is _Framing.CHUNKED:
             self.body_bytes += len(data)
-            out += frame_chunk(data)
+            parts += (b"%x\r\n" % len(data), data, b"\r\n")
             if finish:
-                out += LAST_CHUNK
+                parts.append(LAST_CHUNK)
         elif framing is _Framing.UNTIL_CLOSE:
             self.body_bytes += len(data)
-            out += data
+            parts.append(data)
         # NO_BODY: the body is dropped, only the head goes out.
         if finish:
             self._check_length()
             self.state = _ResponseState.FINISHED
-            self.pipe.write(out, finish=True, close_connection=self.close_connection)
+            self.pipe.write_parts(parts, finish=True, close_connection=self.close_connection)
         else:
-            self.pipe.write(out)
+            self.pipe.write_parts(parts)
 
     def _start_head(self) -> bytes:
         """Decide the framing and serialise the status line and headers."""
