@@ -1,4 +1,5 @@
-"""Resident memory of a server process and its children, read from /proc (Linux only).
+"""Resident memory and CPU time of a server process and its children, read from /proc
+(Linux only).
 
 Sizes are KiB, as /proc reports them. A server's "tree" is the process and all its
 descendants, so a pre-forking server (gunicorn: arbiter + worker) is counted whole.
@@ -6,6 +7,7 @@ descendants, so a pre-forking server (gunicorn: arbiter + worker) is counted who
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -46,6 +48,21 @@ def process_tree(pid: int) -> list[int]:
         tree.extend(_children(tree[index]))
         index += 1
     return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads); 0 when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the process tree (exited children are not counted)."""
+    return sum(_cpu_seconds(member) for member in process_tree(pid))
 
 
 def tree_rss_kib(pid: int) -> int:

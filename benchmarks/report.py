@@ -79,6 +79,8 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
         "p50 ms",
         "p99 ms",
         "peak RSS MiB",
+        "CPU %",
+        "per CPU-s",
         "notes",
     )
     rows = [header]
@@ -96,11 +98,13 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
                     _number(median.get("p50_ms"), 2),
                     _number(median.get("p99_ms"), 2),
                     _number(None if peak is None else peak / KIB_PER_MIB),
+                    _number(median.get("server_cpu_percent"), 0),
+                    _number(median.get("per_server_cpu_second"), 0),
                     _notes(scenario, cell),
                 )
             )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
-    right_aligned = {2, 4, 5, 6, 7}
+    right_aligned = {2, 4, 5, 6, 7, 8, 9}
     lines = []
     for row in rows:
         cells = [

@@ -7,11 +7,12 @@ tree (see memory.py).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from loadgen import IdleConnections, run_upload, run_wrk
-from memory import RssSampler, tree_hwm_kib, tree_rss_kib
+from memory import RssSampler, tree_cpu_seconds, tree_hwm_kib, tree_rss_kib
 from servers import LaunchOptions, ServerSpec, running_server
 
 
@@ -84,6 +85,8 @@ def measure(
     many_connections = scenario.load == "idle"
     with running_server(spec, scenario.app, launch, many_connections) as server:
         idle_rss_kib = tree_rss_kib(server.pid)
+        cpu_before = tree_cpu_seconds(server.pid)
+        wall_before = time.monotonic()
         with RssSampler(server.pid) as sampler:
             if scenario.load == "wrk":
                 result = run_wrk(server.port, load.connections, load.duration_seconds, load.client_cpu)
@@ -94,6 +97,15 @@ def measure(
             else:
                 result = _measure_idle(server.port, server.pid, idle_rss_kib, load)
         hwm_kib = tree_hwm_kib(server.pid)
+        # Server CPU over the load: when the load generator is the bottleneck (large
+        # files), throughput per server CPU-second still shows the server's own cost.
+        cpu_seconds = tree_cpu_seconds(server.pid) - cpu_before
+        wall_seconds = time.monotonic() - wall_before
+    if wall_seconds > 0:
+        result["server_cpu_percent"] = 100.0 * cpu_seconds / wall_seconds
+    metric_value = result.get(scenario.metric)
+    if cpu_seconds > 0 and isinstance(metric_value, (int, float)) and scenario.load != "idle":
+        result["per_server_cpu_second"] = metric_value * wall_seconds / cpu_seconds
     peak_rss_kib = max(sampler.peak_kib, hwm_kib)
     result.update(
         idle_rss_kib=idle_rss_kib,
