@@ -5,6 +5,8 @@
 (b) Arbitrary bytes only ever raise RemoteProtocolError, never anything else.
 (c) Generated valid requests (pipelined, with Content-Length or chunked bodies, chunk
     extensions and trailers) parse back to exactly what was generated.
+(d) (a) and (b) again for the chunked body reader and the trailer section alone: a valid
+    chunked head followed by chunk-shaped garbage, so every input reaches the reader.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from .test_request_parser import Event, Outcome, run_pieces
 
 TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 FIELD_VCHAR = "".join(chr(code) for code in [*range(0x21, 0x7F), *range(0x80, 0x100)])
-TARGET_CHARS = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "#?")
+METHOD_CHARS = "".join(char for char in TCHAR if not char.islower())
+TARGET_CHARS = "".join(
+    chr(code) for code in [*range(0x21, 0x7F), *range(0x80, 0x100)] if chr(code) not in "#?"
+)
 HOST_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 INTERPRETED = {"host", "content-length", "transfer-encoding", "connection", "expect", "content-type"}
@@ -122,10 +127,13 @@ def chunk_extension(draw: Any) -> str:
 @st.composite
 def valid_request(draw: Any, last: bool) -> tuple[bytes, list[Event]]:
     """One valid request and the events it must produce. Only ``last`` may close."""
-    method = draw(token(8).filter(lambda candidate: candidate != "CONNECT"))
+    method = draw(st.text(alphabet=METHOD_CHARS, min_size=1, max_size=8).filter(lambda m: m != "CONNECT"))
     path = "/" + draw(st.text(alphabet=TARGET_CHARS, max_size=12))
     query = draw(st.one_of(st.none(), st.text(alphabet=TARGET_CHARS + "?", max_size=12)))
+    fragment = draw(st.one_of(st.none(), st.text(alphabet=TARGET_CHARS + "?#", max_size=8)))
     target = path if query is None else f"{path}?{query}"
+    if fragment is not None:
+        target += "#" + fragment  # sent, kept in the target, dropped from path and query
     version = draw(st.sampled_from([(1, 0), (1, 1)]))
     generated = draw(fields(INTERPRETED))
     lines = [(name, value, before, after) for name, value, before, after in generated]
@@ -275,3 +283,93 @@ def test_valid_requests_round_trip(request: tuple[bytes, list[Event]], sizes: li
     assert outcome.error is None, outcome.error
     assert outcome.events == expected
     assert outcome.buffered == 0
+
+
+# -- the chunked reader and trailers on their own ----------------------------------------------
+
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+# Pieces of chunked bodies and trailer sections, good and bad.
+CHUNK_FRAGMENTS = [
+    b"0", b"1", b"5", b"a", b"F", b"ff", b"00000000000000001", b"fffffffffffffffff", b"-1", b"+1", b"0x1",
+    b"\r\n", b"\r\n\r\n", b"\r", b"\n", b" ", b"\t", b";", b";e", b";e=v", b';e="q\\"x"', b'"', b"=",
+    b"hello", b"\x00", b"\xff", b"0\r\n\r\n", b"5\r\nhello\r\n", b"0\r\nX: y\r\n\r\n", b"X-T: v",
+    b"Content-Length: 1", b"Host: h", b"X : y", b" folded", b":", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+]  # fmt: skip
+
+chunked_bodies = st.lists(
+    st.one_of(st.sampled_from(CHUNK_FRAGMENTS), st.binary(max_size=4)), max_size=40
+).map(b"".join)
+
+
+@st.composite
+def mutated_chunked_bodies(draw: Any) -> bytes:
+    """A valid chunked body with trailers, then a few bytes inserted, replaced or deleted."""
+    body = draw(st.binary(max_size=40))
+    data = bytearray(encode_chunked(draw, body))
+    for name, value, before, after in draw(fields(FORBIDDEN_TRAILERS, max_size=3)):
+        data += f"{name}:{before}{value}{after}\r\n".encode("latin-1")
+    data += b"\r\n"
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(data)))
+        new = draw(st.sampled_from([b"\r", b"\n", b" ", b";", b"=", b"\x00", b":", b"0", b"f", b"\r\n"]))
+        if position == len(data) or draw(st.booleans()):
+            data[position:position] = new
+        else:
+            data[position : position + 1] = new
+    return bytes(data)
+
+
+chunked_inputs = st.one_of(chunked_bodies, mutated_chunked_bodies())
+# Small body, chunk-line and trailer limits, with room for CHUNKED_HEAD (56 bytes, its
+# longest field line 26), so the reader is reached and its limits are hit.
+chunked_limits = st.one_of(
+    st.just(ParserLimits()),
+    st.builds(
+        ParserLimits,
+        max_header_bytes=st.integers(len(CHUNKED_HEAD), 300),
+        max_body_bytes=st.integers(0, 100),
+        max_field_bytes=st.integers(26, 100),
+        max_header_count=st.integers(2, 6),
+        max_chunk_line_bytes=st.integers(1, 64),
+    ),
+)
+
+
+@PROPERTY_SETTINGS
+@given(body=chunked_inputs, sizes=piece_sizes, limits=chunked_limits)
+def test_chunked_reader_any_split_gives_the_same_outcome(
+    body: bytes, sizes: list[int], limits: ParserLimits
+) -> None:
+    outcome = assert_same_outcome(CHUNKED_HEAD + body, sizes, limits)
+    if outcome.error is not None:
+        assert outcome.status in (400, 413, 414, 431, 501, 505)
+
+
+@PROPERTY_SETTINGS
+@given(body=chunked_inputs, sizes=piece_sizes, limits=chunked_limits)
+def test_chunked_reader_raises_only_remote_protocol_errors(
+    body: bytes, sizes: list[int], limits: ParserLimits
+) -> None:
+    for pieces in ([CHUNKED_HEAD + body], [CHUNKED_HEAD, *split(body, sizes)]):
+        outcome = run_pieces(pieces, limits)
+        if outcome.error is not None:
+            assert str(outcome.error)
+        elif outcome.events and isinstance(outcome.events[-1], EndOfRequest):
+            # A finished body decodes to at most the bytes that were sent.
+            decoded = sum(len(event.data) for event in outcome.events if isinstance(event, BodyChunk))
+            assert decoded <= len(body)
+
+
+@PROPERTY_SETTINGS
+@given(
+    trailers=st.lists(st.one_of(st.sampled_from(CHUNK_FRAGMENTS), st.binary(max_size=4)), max_size=30).map(
+        b"".join
+    ),
+    sizes=piece_sizes,
+    limits=chunked_limits,
+)
+def test_trailer_section_any_split_gives_the_same_outcome(
+    trailers: bytes, sizes: list[int], limits: ParserLimits
+) -> None:
+    # Straight to the trailer section: the last-chunk line, then arbitrary bytes.
+    assert_same_outcome(CHUNKED_HEAD + b"0\r\n" + trailers, sizes, limits)

@@ -45,12 +45,15 @@ class Event:
 class RequestHead(Event):
     """A request line plus header section, validated (RFC 9112 sections 3 and 5).
 
-    * ``method`` - a token, case preserved (``"GET"``).
-    * ``target`` - the request-target exactly as sent.
+    * ``method`` - a token without lower-case letters (``"GET"``, ``"M-SEARCH"``).
+    * ``target`` - the request-target exactly as sent, a ``"#"`` fragment included.
+      Bytes 0x80-0xFF are allowed in it (latin-1 decoded, as everywhere).
     * ``path`` - the path of the target, still percent-encoded: ``"/p"`` for origin-form and
       for ``"http://h/p?q"`` (an empty absolute path becomes ``"/"``), ``"*"`` for the
       asterisk form, ``""`` for the authority form of CONNECT.
     * ``query`` - the text after the first ``"?"``, or ``""``.
+    * ``path`` and ``query`` never include a fragment: a client should not send one
+      (RFC 9112 3.2), and when it does, everything from the first ``"#"`` is dropped.
     * ``version`` - ``(1, 1)`` or ``(1, 0)``.
     * ``headers`` - ``(name, value)`` pairs in arrival order, duplicates kept, names as
       received, values without leading or trailing SP/HTAB.

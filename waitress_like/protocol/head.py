@@ -48,11 +48,24 @@ _FIELD_VCHAR = r"\x21-\x7e\x80-\xff"
 TCHAR_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 _TOKEN_RE = re.compile(rf"[{_TCHAR}]+")
-# method SP request-target SP HTTP-version. The target excludes "#" (0x23): a fragment is
-# never sent (RFC 9112 3.2) and accepting one would hand the application a bogus path.
-_REQUEST_LINE_RE = re.compile(rf"([{_TCHAR}]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9]\.[0-9])")
+# A method is a token without lower-case letters. RFC 9110 9.1 makes methods
+# case-sensitive and every registered method is upper case; a "get" that a front proxy
+# reads as GET while the application does not is a way around method-based filters.
+_METHOD_CHAR = r"!#$%&'*+\-.^_`|~0-9A-Z"
+# Request-target characters: visible ASCII and obs-text (0x80-0xFF, latin-1 decoded for
+# WSGI, as clients send raw UTF-8). Controls, SP and DEL are never part of a target.
+_TARGET_CHAR = r"\x21-\x7e\x80-\xff"
+_TARGET_CHAR_BUT_HASH = r"\x21\x22\x24-\x7e\x80-\xff"
+# method SP request-target SP HTTP-version. RFC 9112 3.2 has no fragment in a target, but
+# clients do send one: it is accepted and dropped. Group 2 is the whole target as sent,
+# group 3 the target without its fragment (the first "#" and all after it), which must
+# not be empty.
+_REQUEST_LINE_RE = re.compile(
+    rf"([{_METHOD_CHAR}]+) (([{_TARGET_CHAR_BUT_HASH}]+)(?:#[{_TARGET_CHAR}]*)?) HTTP/([0-9]\.[0-9])"
+)
 _VERSION_SYNTAX_RE = re.compile(r"HTTP/[0-9]\.[0-9]")
-_VISIBLE_RE = re.compile(r"[\x21-\x7e]+")
+_TARGET_RE = re.compile(rf"[{_TARGET_CHAR}]+")
+_LOWER_CASE_RE = re.compile(r"[a-z]")
 _HTTP_11 = (1, 1)
 _VERSIONS = {"1.1": _HTTP_11, "1.0": (1, 0)}
 
@@ -163,14 +176,18 @@ def parse_request_line(line: str, limits: ParserLimits) -> tuple[str, str, str, 
     match = _REQUEST_LINE_RE.fullmatch(line)
     if match is None:
         raise _request_line_error(line)
-    method, target, version_text = match.groups()
+    method, target, without_fragment, version_text = match.groups()
     version = _VERSIONS.get(version_text)
     if version is None:
         raise _error(f"HTTP version {version_text} is not supported", 505)
-    if target[0] == "/" and method != "CONNECT":
-        path, _, query = target.partition("?")
+    if without_fragment[0] == "/" and method != "CONNECT":
+        path, _, query = without_fragment.partition("?")
     else:
-        path, query = _parse_other_target_form(method, target)
+        has_fragment = len(without_fragment) != len(target)
+        if has_fragment and (method == "CONNECT" or without_fragment == "*"):
+            # Only URIs have fragments: "*" and CONNECT's host:port are complete as they are.
+            raise _error("a fragment ('#') is only allowed in origin-form and absolute-form targets")
+        path, query = _parse_other_target_form(method, without_fragment)
     return method, target, path, query, version
 
 
@@ -201,10 +218,12 @@ def _request_line_error(line: str) -> RemoteProtocolError:
     method, target, version = parts
     if _TOKEN_RE.fullmatch(method) is None:
         return _error("request method is not a token")
-    if "#" in target:
-        return _error("request-target contains a fragment ('#')")
-    if _VISIBLE_RE.fullmatch(target) is None:
-        return _error("request-target contains a character other than visible ASCII")
+    if _LOWER_CASE_RE.search(method) is not None:
+        return _error(f"request method {_name(method)} has a lower-case letter (methods are upper case)")
+    if _TARGET_RE.fullmatch(target) is None:
+        return _error("request-target contains a control character, space or DEL")
+    if target[0] == "#":
+        return _error("request-target is only a fragment ('#')")
     if _VERSION_SYNTAX_RE.fullmatch(version) is None:
         return _error("malformed HTTP version")
     return _error("malformed request line")

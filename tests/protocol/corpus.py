@@ -1,0 +1,211 @@
+"""gunicorn's request corpus (../shared/corpora/gunicorn-requests) and our policy towards it.
+
+One copy of the case data and of the lists of cases where we answer otherwise, shared by
+the parser-level replay (``test_corpus_parser.py``) and the server-level replay
+(``tests/functional/test_corpus_server.py``). ``docs/conformance.rst`` explains every list
+and a test keeps it in step with the names here.
+
+The data is read in place, from the ``shared/`` folder beside the clone, together with its
+LICENSE and NOTICE; when it is missing, ``CASES`` is empty and the replays skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+CORPUS_DIR = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "gunicorn-requests"
+CORPUS = CORPUS_DIR / "corpus.json"
+
+CASES: dict[str, dict[str, Any]] = (
+    {case["name"]: case for case in json.loads(CORPUS.read_text())} if CORPUS.exists() else {}
+)
+
+# -- cases where our verdict differs on purpose ------------------------------------------------
+
+_OBS_FOLD = "obsolete line folding is refused (RFC 9112 5.2); there is no permit_obsolete_folding"
+_GZIP = "only 'chunked' is a supported transfer coding; gzip before chunked is 501 (RFC 9112 6.1)"
+_IDENTITY = (
+    "'identity' is no transfer coding since RFC 2616 (RFC 9112 7 has none): 501, only chunked is accepted"
+)
+_LOWER_METHOD = (
+    "a method with a lower-case letter is refused: methods are case-sensitive (RFC 9110 9.1), "
+    "every registered one is upper case, and a 'get' a front proxy reads as GET while the "
+    "application does not is a filter bypass; there is no permit_unconventional_http_method "
+    "or casefold_http_method"
+)
+
+# Valid cases (gunicorn accepts them, possibly behind a compatibility switch) that we
+# refuse: name -> (our status, why). Asserted at both levels, never skipped.
+DELIBERATE: dict[str, tuple[int, str]] = {
+    "valid/009": (400, "Transfer-Encoding together with Content-Length is refused (RFC 9112 6.1: smuggling)"),
+    "valid/025": (501, _GZIP),
+    "valid/025_line": (501, _GZIP),
+    "valid/rfc9112_smuggle_gzip_chunked_01": (501, _GZIP),
+    "valid/029": (501, _IDENTITY),
+    "valid/030": (501, _IDENTITY),
+    "valid/rfc9112_smuggle_te_identity_chunked_01": (501, _IDENTITY),
+    "valid/028": (400, "whitespace between a field name and its colon is refused (RFC 9112 5.1); "
+                  "there is no strip_header_spaces"),
+    "valid/compat_obs_fold": (400, _OBS_FOLD),
+    "valid/compat_obs_fold_huge": (400, _OBS_FOLD),
+    "valid/031compat": (400, _LOWER_METHOD),
+    "valid/031compat2": (400, _LOWER_METHOD),
+}  # fmt: skip
+
+# The DELIBERATE cases gunicorn itself refuses unless a non-default compatibility switch
+# is on (strip_header_spaces, permit_obsolete_folding, permit_unconventional_http_method,
+# casefold_http_method). We have no such switches: they are not policy differences from
+# gunicorn's defaults, and the docs list them apart.
+COMPAT_SWITCH_CASES = frozenset(
+    name for name in DELIBERATE if CASES[name]["gunicorn_settings"] if name.startswith("valid/")
+)
+
+# Invalid cases we also refuse, but with another status, at the parser level only (the
+# server level maps the case's size limit onto max_request_header_size and gets 431).
+STATUS_DIFFERENCES: dict[str, tuple[int, str]] = {
+    "invalid/013": (
+        400,
+        "with permit_obsolete_folding gunicorn unfolds the line and then finds it over "
+        "limit_request_field_size (431); we never unfold, so the fold itself is the error (400)",
+    ),
+}
+
+# -- cases that test something other than HTTP parsing ------------------------------------------
+
+_PROXY_V1 = "PROXY protocol v1 header: read by the proxy layer before HTTP parsing starts"
+_PROXY_V2 = "PROXY protocol v2 header: read by the proxy layer before HTTP parsing starts"
+_HEADER_MAP_REFUSE = "header_map='refuse' is a gunicorn option about environ mapping, not HTTP syntax"
+
+# Skipped by the parser-level replay, with why.
+PARSER_NOT_APPLICABLE = {
+    "valid/pp_01": _PROXY_V1,
+    "valid/pp_02": _PROXY_V1,
+    "valid/pp_04": _PROXY_V2,
+    "valid/pp_05": _PROXY_V2,
+    "valid/040": "gunicorn drops field names with '_' by default (header_map); the parser keeps every "
+    "field, since '_' is a tchar, and the WSGI gateway decides what reaches the environ",
+    "invalid/040": _HEADER_MAP_REFUSE,
+    "invalid/chunked_07": _HEADER_MAP_REFUSE,
+    "invalid/019": "X-Forwarded-Proto vs X-Forwarded-Ssl from a trusted proxy is judged by the proxy layer",
+}
+
+_PROXY_LATER = (
+    "PROXY protocol / trusted proxy headers: not applicable until the proxy settings exist "
+    "(the proxy issue maps proxy_protocol and forwarded_allow_ips)"
+)
+_FIELD_COUNT = (
+    "limit_request_fields counts field lines; the server's only head limit is "
+    "max_request_header_size in bytes, which a count does not map to (the parser-level "
+    "replay checks ParserLimits.max_header_count)"
+)
+
+# Skipped by the server-level replay, with why.
+SERVER_NOT_APPLICABLE = {
+    **{
+        name: _PROXY_LATER
+        for name, case in CASES.items()
+        if {"proxy_protocol", "forwarded_allow_ips"} & set(case["gunicorn_settings"])
+    },
+    "invalid/040": _HEADER_MAP_REFUSE,
+    "invalid/chunked_07": _HEADER_MAP_REFUSE,
+    "invalid/009": _FIELD_COUNT,
+    "invalid/011": _FIELD_COUNT,
+}
+
+# -- gunicorn settings and error classes ----------------------------------------------------
+
+# gunicorn settings we translate into limits; every other setting a case uses must be
+# harmless to us (IGNORED_SETTINGS) or the case must be listed above.
+LIMIT_SETTINGS = {"limit_request_line", "limit_request_fields", "limit_request_field_size"}
+# setting -> the values that describe what we do anyway
+IGNORED_SETTINGS: dict[str, set[Any]] = {
+    # Field names with "_" are kept by the parser and dropped by the WSGI gateway.
+    "header_map": {"dangerous"},
+    # A connection without a PROXY header parses as usual; a PROXY line reaching the
+    # parser is not HTTP and is refused.
+    "proxy_protocol": {"auto"},
+}
+
+# gunicorn's defaults for its per-line limits (0 means the default).
+GUNICORN_LINE_LIMIT = 4094
+GUNICORN_FIELD_SIZE_LIMIT = 8190
+GUNICORN_FIELD_COUNT_LIMIT = 100
+
+ERROR_STATUS = {
+    "InvalidRequestLine": 400,
+    "InvalidRequestMethod": 400,
+    "InvalidHTTPVersion": 400,
+    "InvalidHeader": 400,
+    "InvalidHeaderName": 400,
+    "InvalidChunkSize": 400,
+    "InvalidChunkExtension": 400,
+    "ObsoleteFolding": 400,
+    "InvalidProxyLine": 400,  # without PROXY support a PROXY line is simply not HTTP
+    "LimitRequestLine": 414,
+    "LimitRequestHeaders": 431,
+    "UnsupportedTransferCoding": 501,
+}
+# Errors about a line over a size limit (the server level maps them, see below).
+SIZE_LIMIT_ERRORS = {"LimitRequestLine", "LimitRequestHeaders"}
+# The bytes stop in the middle of a request: the parser waits for more, the server's
+# read timeout or EOF handling ends it.
+INCOMPLETE_ERRORS = {"NoMoreData", "ChunkMissingTerminator"}
+STATUS_OVERRIDES = {"invalid/version_02": 505}  # HTTP/2.0: well-formed, unsupported (RFC 9110 15.6.6)
+
+# -- the Host adaptation --------------------------------------------------------------------
+
+# RFC 9112 3.2 makes Host mandatory in HTTP/1.1 and gunicorn does not check, so many cases
+# omit it. This short field (it must fit the small field limits some cases set) is
+# inserted right after the request line of each HTTP/1.1 request without one.
+INSERTED_HOST = b"Host: h\r\n"
+_REQUEST_LINE_11 = re.compile(rb"(?:\r\n)*[^\r\n]* HTTP/1\.1\r\n")
+
+
+def raw_bytes(case: dict[str, Any]) -> bytes:
+    return base64.b64decode(case["raw_b64"])
+
+
+def body_of(expected: dict[str, Any]) -> bytes:
+    return base64.b64decode(expected["body_b64"])
+
+
+def needs_host(expected: dict[str, Any]) -> bool:
+    return expected["version"] == [1, 1] and not any(name == "HOST" for name, _ in expected["headers"])
+
+
+def with_host_for_valid(case: dict[str, Any]) -> bytes:
+    """Insert a Host field into each listed HTTP/1.1 request that lacks one."""
+    data = raw_bytes(case)
+    cursor = 0
+    for expected in case["requests"]:
+        major, minor = expected["version"]
+        line_bytes = f"{expected['method']} {expected['target']} HTTP/{major}.{minor}\r\n".encode("latin-1")
+        start = data.index(line_bytes, cursor)
+        cursor = start + len(line_bytes)
+        if needs_host(expected):
+            data = data[:cursor] + INSERTED_HOST + data[cursor:]
+            cursor += len(INSERTED_HOST)
+    return data
+
+
+def with_host_for_invalid(data: bytes) -> bytes:
+    """Insert a Host field after a leading HTTP/1.1 request line if its head has none."""
+    match = _REQUEST_LINE_11.match(data)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    if match is None or re.search(rb"\r\nhost:", head, re.IGNORECASE):
+        return data
+    return data[: match.end()] + INSERTED_HOST + data[match.end() :]
+
+
+def check_settings(name: str, settings: dict[str, Any]) -> None:
+    """Fail for a gunicorn setting nobody decided about (a new corpus case, say)."""
+    if name in DELIBERATE or name in STATUS_DIFFERENCES:
+        return
+    for setting, value in settings.items():
+        assert setting in LIMIT_SETTINGS or value in IGNORED_SETTINGS.get(setting, ()), (
+            f"{name} uses gunicorn setting {setting!r}: translate it or list the case with a reason"
+        )
