@@ -26,6 +26,9 @@ TEST_EXTRAS = [
     "Django",
     "pyramid",
     "falcon",
+    "starlette",
+    "fastapi",
+    "python-multipart",
 ]
 
 setup(
