@@ -50,7 +50,7 @@ class RunningServer:
         return host, port
 
     def close(self) -> None:
-        self.server.close(timeout=10)
+        self.server.close(timeout=2)
         self.thread.join(10)
         assert not self.thread.is_alive(), "server loop thread did not stop"
 

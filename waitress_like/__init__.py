@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .asgi import LifespanError
 from .errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError, WaitressLikeError
-from .server import Server, create_server
+from .server import Server, create_server, run_until_signalled
 
 __all__ = [
     "serve",
     "create_server",
     "Server",
     "ConfigError",
+    "LifespanError",
     "WaitressLikeError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -30,11 +32,11 @@ log = logging.getLogger("waitress_like")
 
 
 def serve(app: Any, **settings: Any) -> None:
-    """Serve ``app`` until interrupted (Ctrl-C) or until the server is closed.
+    """Serve ``app`` until SIGTERM, SIGINT (Ctrl-C) or ``close()``, then drain gracefully.
 
     Takes every setting as a keyword (see the settings reference), exactly as
     ``waitress.serve`` does. Logs one "Serving on ..." line per listener. ``_quiet=True``
-    skips the logging set-up and those lines.
+    skips the logging set-up and those lines. A second signal stops at once.
     """
     quiet = settings.pop("_quiet", False)
     if not quiet:
@@ -45,7 +47,7 @@ def serve(app: Any, **settings: Any) -> None:
     if not quiet:
         server.print_listen("Serving on {}")
     try:
-        server.run()
+        run_until_signalled(server)
     except KeyboardInterrupt:
         pass
     finally:

@@ -163,6 +163,9 @@ class OutputPipe:
         self.close_connection = False
         self.aborted = False
         self.sent_bytes = 0
+        # Set by the loop before the producer starts, read by the producer: the connection
+        # closes after this response (limits or shutdown), so its head says so.
+        self.last_response = False
 
     # -- producer (worker thread) --------------------------------------------------------
 
@@ -201,6 +204,9 @@ class OutputPipe:
                         finally:
                             self._lock.acquire()
                         notify = False
+                        # The loop may have drained the pipe while the lock was released:
+                        # look again before sleeping, or that wake-up is lost.
+                        continue
                     self._drained.wait()
                 if self.aborted:
                     raise ClientDisconnected("the client has gone away")

@@ -27,6 +27,7 @@ from .errors import RemoteProtocolError
 from .loop import EVENT_READ, EVENT_WRITE
 from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
 from .protocol.response import simple_response
+from .proxy_protocol import ProxyHeader, ProxyProtocolError
 from .wsgi import WSGIRequest
 
 if TYPE_CHECKING:
@@ -57,15 +58,17 @@ class _Deadline(enum.Enum):
     HEAD = "request head"  # from the head's first byte to its end (request_head_timeout)
     BODY = "request body"  # between two received pieces of a body (request_body_timeout)
     SEND = "send"  # between two pieces of output the client accepts (send_timeout)
+    IDLE = "next request"  # idle keep-alive (keepalive_timeout, max_connection_age)
 
 
 class _ErrorReply:
     """A response the server answers by itself, queued in order with real requests."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "close_connection")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, close_connection: bool = True) -> None:
         self.data = data
+        self.close_connection = close_connection
 
 
 _Job = Union[WSGIRequest, _ErrorReply]
@@ -88,18 +91,24 @@ class Channel:
             self._remote_addr, self._remote_port = "localhost", ""
         else:
             self._remote_addr, self._remote_port = peer[0], str(peer[1])
+        # Trust is decided once, from the real peer; a PROXY header only renames the client.
+        self._proxy_trusted = context.proxy.is_trusted(self._remote_addr, listener.is_unix)
+        self._preamble = context.proxy.preamble_reader(self._proxy_trusted)
+        self._preamble_timer: Any = None
         self.state = ChannelState.OPEN
         self._parser = RequestParser(context.parser_limits)
         self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
         self._continue_due = False
         self._ready: Deque[_Job] = deque()
         self._active: Optional[OutputPipe] = None
+        self._active_is_request = False  # the active pipe belongs to a submitted request
         self._peer_eof = False
         self._peer_gone = False
         self._interest = 0
         self._linger_timer: Any = None
         self._linger_bytes = 0
-        self.last_activity = time.monotonic()
+        self.last_activity = self._created_at = time.monotonic()
+        self._requests_started = 0
         self._last_received_at = self.last_activity
         self._last_sent_at = self.last_activity
         self._head_started_at: Optional[float] = None
@@ -147,8 +156,51 @@ class Channel:
             self._drop_partial_request()
         else:
             self.last_activity = self._last_received_at = time.monotonic()
+            if self._preamble is not None:
+                data = self._read_preamble(data)
             self._parser.feed(data)
         self._advance()
+
+    def _read_preamble(self, data: bytes) -> bytes:
+        """Feed the PROXY protocol reader; return the bytes that are left for HTTP.
+
+        Closes the connection for a malformed header, and for any header from a peer
+        that is not a trusted proxy: only those may name another client.
+        """
+        assert self._preamble is not None
+        try:
+            header = self._preamble.feed(data)
+        except ProxyProtocolError as error:
+            self._refuse_preamble(str(error))
+            return b""
+        if not isinstance(header, ProxyHeader):
+            if self._preamble_timer is None:  # bounded like a request head, from its first byte
+                self._preamble_timer = self._context.loop.call_later(
+                    self._context.request_head_timeout, self._preamble_expired
+                )
+            return b""
+        self._preamble = None
+        if self._preamble_timer is not None:
+            self._preamble_timer.cancel()
+            self._preamble_timer = None
+        if header.version is not None:
+            if not self._proxy_trusted:
+                self._refuse_preamble("PROXY protocol header from a peer that is not a trusted proxy")
+                return b""
+            client = header.client_address()
+            if client is not None:
+                self._remote_addr, self._remote_port = client
+        return header.leftover
+
+    def _refuse_preamble(self, reason: str) -> None:
+        if self._context.log_socket_errors:
+            log.info("closing connection from %s: %s", self._remote_addr, reason)
+        self.close()
+
+    def _preamble_expired(self) -> None:
+        self._preamble_timer = None
+        if self._preamble is not None and self.state is ChannelState.OPEN:
+            self._refuse_preamble("the PROXY protocol header was not received in time")
 
     def _on_output(self) -> None:
         """A worker queued output (or finished). Scheduled via the loop's call queue."""
@@ -218,6 +270,7 @@ class Channel:
                         self._remote_port,
                         self._listener,
                         self.client_disconnected,
+                        proxy_trusted=self._proxy_trusted,
                     )
                 )
                 queued = True
@@ -245,14 +298,51 @@ class Channel:
 
     def _start(self, job: _Job) -> None:
         if type(job) is _ErrorReply:
-            self._active = self._prefilled_pipe(job.data, close_connection=True)
+            self._active = self._prefilled_pipe(job.data, close_connection=job.close_connection)
+            return
+        context = self._context
+        if context.at_capacity():
+            # Overload: answer at once rather than queue without bound.
+            job.body.close()  # type: ignore[union-attr]
+            reply = simple_response(
+                503,
+                "The server is at its concurrency limit; retry later",
+                context.ident,
+                close=False,
+                extra_headers=(("Retry-After", context.retry_after),),
+            )
+            self._active = self._prefilled_pipe(reply, close_connection=False)
             return
         self._active = pipe = OutputPipe(
-            self._context.outbuf_overflow,
-            self._context.outbuf_high_watermark,
+            context.outbuf_overflow,
+            context.outbuf_high_watermark,
             self._notify_output,
         )
-        self._context.submit(job, pipe)  # type: ignore[arg-type]
+        self._requests_started += 1
+        self._active_is_request = True
+        context.requests_in_service += 1
+        if self._is_last_request():
+            # Limits reached: this response says Connection: close and nothing after it
+            # is read or served.
+            pipe.last_response = True
+            self.state = ChannelState.CLOSING
+        context.submit(job, pipe)  # type: ignore[arg-type]
+
+    def _end_request(self) -> None:
+        if self._active_is_request:
+            self._active_is_request = False
+            self._context.requests_in_service -= 1
+
+    def _is_last_request(self) -> bool:
+        context = self._context
+        if (
+            context.max_requests_per_connection
+            and self._requests_started >= context.max_requests_per_connection
+        ):
+            return True
+        if context.max_connection_age and time.monotonic() - self._created_at >= context.max_connection_age:
+            return True
+        return context.draining
 
     def _prefilled_pipe(self, data: bytes, close_connection: bool) -> OutputPipe:
         pipe = OutputPipe(len(data) + 1, len(data) + 1, _no_notify)
@@ -274,6 +364,7 @@ class Channel:
         if not pipe.done:
             return False
         self._active = None
+        self._end_request()
         self.last_activity = time.monotonic()
         if pipe.close_connection:
             self.state = ChannelState.CLOSING
@@ -309,6 +400,20 @@ class Channel:
             loop.modify(self.socket, events, self)
         self._interest = events
 
+    def drain(self) -> bool:
+        """Loop thread, at shutdown: close now if idle (True), else after the response
+        in progress (the server's draining flag marks it as the last one)."""
+        if self.state is ChannelState.LINGERING:
+            return True
+        if self._active is None and not self._ready and not self._parser.buffered_byte_count():
+            self._close_gracefully()
+            return True
+        # Requests not started yet are not served; the response in progress ends with
+        # Connection: close (or the connection closes after it), so the client retries.
+        self._release_requests()
+        self.state = ChannelState.CLOSING
+        return False
+
     # -- deadlines -------------------------------------------------------------------------
 
     def _update_deadline(self) -> None:
@@ -327,6 +432,11 @@ class Channel:
         elif self._interest & EVENT_READ and self._parser.state is ParserState.BODY:
             kind = _Deadline.BODY
             deadline_at = self._last_received_at + context.request_body_timeout
+        elif self._interest & EVENT_READ and self._active is None and not self._ready:
+            kind = _Deadline.IDLE
+            deadline_at = self.last_activity + context.keepalive_timeout
+            if context.max_connection_age:
+                deadline_at = min(deadline_at, self._created_at + context.max_connection_age)
         else:
             self._deadline = _Deadline.NONE
             return
@@ -353,10 +463,12 @@ class Channel:
             return
         kind = self._deadline
         self._deadline = _Deadline.NONE
-        if self._context.log_socket_errors:
+        if self._context.log_socket_errors and kind is not _Deadline.IDLE:
             log.info("closing connection from %s: %s timed out", self._remote_addr, kind.value)
         if kind is _Deadline.SEND:
             self.close()  # aborts the response, which frees its worker
+        elif kind is _Deadline.IDLE:
+            self._close_gracefully()
         else:
             self._refuse(408, f"The {kind.value} was not received in time")
             self._advance()
@@ -427,6 +539,7 @@ class Channel:
         if self._active is not None:
             self._active.abort()  # wakes a worker blocked on back-pressure
             self._active = None
+            self._end_request()
         self._release_requests()
         self._context.channel_closed(self)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from .errors import ConfigError
+from .proxy import TrustedProxies
 
 __all__ = [
     "DEFAULT_PORT",
@@ -250,6 +251,45 @@ def _seconds_above_zero(value: Any) -> int | float:
     return number
 
 
+def _seconds_or_zero(value: Any) -> int | float:
+    number = _parse_number(value)
+    if number < 0:
+        raise ValueError("must be a number of seconds >= 0 (0 turns it off)")
+    return number
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def _parse_header_entry(entry: str) -> tuple[str, str]:
+    name, colon, value = entry.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"{entry!r} is not a 'Name: value' header")
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(f"header {name!r} has a control character in its value")
+    return name, value
+
+
+def _parse_headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """Headers as ``"Name: value"`` lines (or a list of such strings or of pairs)."""
+    if isinstance(value, str):
+        entries: Iterable[Any] = [line for line in value.splitlines() if line.strip()]
+    elif isinstance(value, (list, tuple)):
+        entries = value
+    else:
+        raise TypeError("must be 'Name: value' lines or a list of them")
+    headers = []
+    for entry in entries:
+        if isinstance(entry, (tuple, list)) and len(entry) == 2:
+            entry = f"{entry[0]}: {entry[1]}"
+        if not isinstance(entry, str):
+            raise TypeError(f"{entry!r} is not a 'Name: value' header")
+        headers.append(_parse_header_entry(entry))
+    return tuple(headers)
+
+
 def _optional(converter: Converter) -> Converter:
     """Also accept None or a blank string, meaning "not set"."""
 
@@ -427,6 +467,27 @@ def _parse_sockets(value: Any) -> tuple[socket.socket, ...]:
     return sockets
 
 
+def _parse_file_descriptors(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        items: Any = value.replace(",", " ").split()
+    elif isinstance(value, int):
+        items = [value]
+    else:
+        items = value
+    if not isinstance(items, Iterable):
+        raise TypeError("expected file descriptor numbers separated by spaces, e.g. '3 4'")
+    numbers = []
+    for item in items:
+        try:
+            number = _parse_int(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"{item!r} is not a file descriptor number") from None
+        if number < 0:
+            raise ValueError(f"{item!r} is not a file descriptor number")
+        numbers.append(number)
+    return tuple(dict.fromkeys(numbers))  # drop repeats, keep order
+
+
 _bool = Converter(_parse_bool, "boolean", is_flag=True)
 _text = Converter(_parse_text, "string", "STR")
 _name = Converter(_parse_nonempty_text, "string", "STR")
@@ -435,14 +496,35 @@ _host = Converter(_parse_host_setting, "host name or IP address", "HOST")
 _port = _integer(0, 65535, "PORT")
 _listen = Converter(_parse_listen, "list of HOST:PORT", "HOST:PORT")
 _sockets = Converter(_parse_sockets, "list of sockets (Python only)", accepts_text=False)
+_file_descriptors = Converter(_parse_file_descriptors, "list of file descriptors", "FD")
 _path = _optional(Converter(_parse_path, "path", "PATH"))
 _permissions = Converter(_parse_octal_permissions, "octal permissions", "PERMS")
 _url_scheme = Converter(_parse_url_scheme, "URL scheme", "SCHEME")
 _url_prefix = Converter(_parse_url_prefix, "URL path", "PATH")
 _seconds = Converter(_seconds_above_zero, "seconds, > 0", "SECONDS")
 _proxy_headers = Converter(_parse_proxy_headers, "set of header names", "HEADERS")
+_trusted_proxy = _optional(Converter(TrustedProxies.parse, "list of addresses and networks", "ADDRS"))
 _at_least_zero = _integer(0)
 _at_least_one = _integer(1)
+_optional_seconds = Converter(_seconds_or_zero, "seconds, 0 = off", "SECONDS")
+_headers = Converter(_parse_headers, "list of 'Name: value' headers", "HEADERS")
+
+
+def _choice(*choices: str) -> Converter:
+    """One of ``choices``, case-insensitive, given as a string."""
+
+    def convert(value: Any) -> str:
+        word = value.strip().lower() if isinstance(value, str) else None
+        if word not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return word
+
+    return Converter(convert, " | ".join(choices), "|".join(choices).upper())
+
+
+_interface = _choice("auto", "wsgi", "asgi3", "asgi2")
+_lifespan = _choice("auto", "on", "off")
+_proxy_protocol = _choice("off", "v1", "v2", "auto")
 
 
 # --------------------------------------------------------------------------- the table
@@ -479,6 +561,14 @@ SETTINGS: tuple[Setting, ...] = (
             "activation; all TCP or all Unix. Python API only. Cannot be combined with "
             "``host``, ``port``, ``listen`` or ``unix_socket``.",
             "listening"),
+    Setting("fd", _file_descriptors, (),
+            "Listening sockets inherited from the parent process, by file descriptor "
+            "number, separated by spaces (``3`` or ``3 4``); the server adopts and "
+            "eventually closes them. Under systemd socket activation (``LISTEN_FDS`` and "
+            "``LISTEN_PID`` naming this process) the passed sockets are used without "
+            "this setting. Cannot be combined with ``host``, ``port``, ``listen`` or "
+            "``unix_socket``. Not available on Windows.",
+            "listening"),
     Setting("backlog", _at_least_zero, 1024,
             "How many connections the OS may queue before the server accepts them "
             "(the argument of ``listen()``).",
@@ -490,6 +580,20 @@ SETTINGS: tuple[Setting, ...] = (
     # threads
     Setting("threads", _at_least_one, 4,
             "Number of worker threads that run the application.", "threads"),
+    Setting("max_threads", _at_least_zero, 0,
+            "Upper bound for a growing pool: above ``threads``, workers are added while "
+            "requests wait in the queue and retired after ``thread_idle_timeout`` without "
+            "work. 0 keeps the pool fixed at ``threads``.", "threads"),
+    Setting("thread_idle_timeout", _seconds, 60,
+            "Seconds an extra worker (above ``threads``) may stay idle before it stops.",
+            "threads"),
+    Setting("concurrency_limit", _at_least_zero, 0,
+            "Most requests running or waiting for a worker at once; a request beyond it "
+            "is answered 503 with ``Retry-After`` at once instead of queueing. 0: no limit "
+            "(requests queue, as in waitress).", "threads"),
+    Setting("retry_after", _at_least_zero, 1,
+            "Seconds sent in the ``Retry-After`` header of 503 answers from "
+            "``concurrency_limit``.", "threads"),
     Setting("channel_request_lookahead", _at_least_zero, 0,
             "How many more requests a connection may read and queue while one is being "
             "processed. Above 0 the server notices a client that disconnects while its "
@@ -508,6 +612,17 @@ SETTINGS: tuple[Setting, ...] = (
             "``SERVER_NAME`` of requests that carry no ``Host`` header.", "http"),
     Setting("ident", _optional_text, "waitress_like",
             "Value of the ``Server`` response header; empty sends none.", "http"),
+    Setting("server_header", _bool, True,
+            "Send the ``Server`` header (with the value of ``ident``).", "http"),
+    Setting("date_header", _bool, True,
+            "Send the ``Date`` header.", "http"),
+    Setting("default_headers", _headers, (),
+            "Headers added to every response unless the application sets the same name, "
+            "one ``Name: value`` per line (e.g. ``X-Frame-Options: DENY``).", "http",
+            default_text="(none)"),
+    Setting("max_requests_per_connection", _at_least_zero, 0,
+            "Close a keep-alive connection after this many requests (the last response "
+            "says ``Connection: close``). 0: no limit.", "http"),
     Setting("max_request_header_size", _at_least_one, 262144,
             "Largest total size in bytes of a request's headers; larger requests are "
             "rejected.",
@@ -517,6 +632,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("expose_tracebacks", _bool, False,
             "Send the traceback of an unhandled application error to the client. For "
             "debugging only: it can reveal secrets.",
+            "http"),
+    Setting("interface", _interface, "auto",
+            "How the application is called: ``wsgi``, ``asgi3``, ``asgi2``, or ``auto``, "
+            "which picks ``asgi3`` for a coroutine function (or an object with an async "
+            "``__call__``) taking ``(scope, receive, send)`` and ``wsgi`` otherwise. ASGI "
+            "applications run on one background event loop (see the ASGI page).",
+            "http"),
+    Setting("lifespan", _lifespan, "auto",
+            "The ASGI lifespan protocol: ``auto`` runs startup before serving and shutdown "
+            "after, unless the application does not support it; ``on`` also refuses to "
+            "serve an application whose startup does not complete; ``off`` never sends "
+            "it. Ignored for WSGI applications, except that ``on`` is then an error.",
             "http"),
     # buffers
     Setting("recv_bytes", _at_least_one, 8192,
@@ -551,6 +678,17 @@ SETTINGS: tuple[Setting, ...] = (
             "is closed. The application only runs once the whole body is in, so a slow "
             "upload never holds a worker thread.",
             "timeouts"),
+    Setting("keepalive_timeout", _seconds, 30,
+            "Seconds an idle keep-alive connection waits for its next request before it is "
+            "closed (shorter than ``channel_timeout``, which covers every other wait).",
+            "timeouts"),
+    Setting("max_connection_age", _optional_seconds, 0,
+            "Seconds after which a connection is closed once its current response is done "
+            "(that response says ``Connection: close``). 0: no limit.", "timeouts"),
+    Setting("graceful_timeout", _seconds, 30,
+            "On SIGTERM, SIGINT or ``close()``: seconds requests in flight may take to "
+            "finish while nothing new is accepted; what is left is then closed.",
+            "timeouts"),
     Setting("send_timeout", _seconds, 60,
             "Seconds a response may stall because the client does not read (no byte "
             "accepted by the socket) before the connection is closed and the worker "
@@ -560,10 +698,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest time in seconds the event loop waits for socket activity.",
             "timeouts"),
     # proxy
-    Setting("trusted_proxy", _optional_text, None,
-            "Address of the proxy whose forwarding headers are trusted; ``*`` trusts "
-            "every peer. Unset: no forwarding header is trusted.",
-            "proxy", metavar="ADDR"),
+    Setting("trusted_proxy", _trusted_proxy, None,
+            "Peers whose forwarding headers (and PROXY protocol header) are trusted: "
+            "addresses and networks separated by commas or spaces "
+            "(``127.0.0.1, 10.0.0.0/8, ::1``), ``localhost`` for peers on a unix socket, "
+            "or ``*`` for every peer. Unset: the ``FORWARDED_ALLOW_IPS`` environment "
+            "variable when it is set, else no peer is trusted.",
+            "proxy", metavar="ADDRS"),
     Setting("trusted_proxy_count", _optional(_at_least_one), None,
             "How many proxies in a chain are trusted when reading ``Forwarded`` or "
             "``X-Forwarded-For``; unset means 1. Requires ``trusted_proxy``.",
@@ -575,6 +716,13 @@ SETTINGS: tuple[Setting, ...] = (
             "``trusted_proxy``; left empty while ``trusted_proxy`` is set, "
             "``x-forwarded-proto`` is trusted (deprecated).",
             "proxy"),
+    Setting("proxy_protocol", _proxy_protocol, "off",
+            "Read a HAProxy PROXY protocol header at the start of each connection from a "
+            "trusted peer and take the client's address from it: ``v1`` (text) or ``v2`` "
+            "(binary) require it, ``auto`` accepts either or none. A PROXY header from any "
+            "other peer, or a malformed one, closes the connection. Requires "
+            "``trusted_proxy``.",
+            "proxy"),
     Setting("clear_untrusted_proxy_headers", _bool, True,
             "Remove forwarding headers that are not trusted before the application sees "
             "them.",
@@ -584,6 +732,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Log socket errors, such as a client disconnecting early.", "logging"),
     Setting("log_untrusted_proxy_headers", _bool, False,
             "Log forwarding headers that arrive but are not trusted.", "logging"),
+    Setting("access_log", _optional_text, None,
+            "Where to write the access log: ``-`` for standard output or a file path "
+            "(reopened when it is moved, for log rotation). Unset: no access log, unless a "
+            "logging configuration sets the ``waitress_like.access`` logger's level to INFO.",
+            "logging"),
+    Setting("access_log_format", _text,
+            '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+            "Access log line format, with gunicorn's atoms (h l u t r m U q H s B b f a T "
+            "M D L p, ``{header}i``, ``{header}o``, ``{variable}e``).", "logging"),
     # compat
     Setting("send_bytes", _at_least_one, 1,
             "Ignored; kept so that waitress configurations still load.", "compat",
@@ -748,7 +905,7 @@ def _derive_listen(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> tup
     if "listen" in given:
         addresses: tuple[ListenAddress, ...] = resolved["listen"]
         return addresses
-    if resolved["sockets"] or resolved["unix_socket"] is not None:
+    if resolved["sockets"] or resolved["fd"] or resolved["unix_socket"] is not None:
         return ()
     return (ListenAddress(_parse_host(resolved["host"]), resolved["port"]),)
 
@@ -766,6 +923,9 @@ def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> N
     if resolved["sockets"] and (tcp_given or resolved["unix_socket"] is not None):
         others = tcp_given + (["unix_socket"] if resolved["unix_socket"] else [])
         fail("sockets", f"cannot be combined with {', '.join(others)}")
+    if resolved["fd"] and (tcp_given or resolved["unix_socket"] is not None):
+        others = tcp_given + (["unix_socket"] if resolved["unix_socket"] else [])
+        fail("fd", f"inherited sockets (fd, systemd) cannot be combined with {', '.join(others)}")
     if resolved["unix_socket"] is not None and tcp_given:
         fail("unix_socket", f"cannot be combined with {', '.join(tcp_given)}")
     if not resolved["ipv4"] and not resolved["ipv6"]:
@@ -775,6 +935,8 @@ def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> N
         fail("trusted_proxy_count", "has no meaning without trusted_proxy")
     if resolved["trusted_proxy_headers"] and resolved["trusted_proxy"] is None:
         fail("trusted_proxy_headers", "has no meaning without trusted_proxy")
+    if resolved["proxy_protocol"] != "off" and resolved["trusted_proxy"] is None:
+        fail("proxy_protocol", "has no meaning without trusted_proxy")
 
 
 def _check_address_families(
@@ -799,7 +961,12 @@ def _apply_proxy_fallbacks(resolved: dict[str, Any]) -> None:
     # waitress resolves these the same way; the proxy code relies on the results.
     if resolved["trusted_proxy_count"] is None:
         resolved["trusted_proxy_count"] = 1
-    if resolved["trusted_proxy"] is not None and not resolved["trusted_proxy_headers"]:
+    # Not with the PROXY protocol: an L4 proxy relays the client's own headers untouched.
+    if (
+        resolved["trusted_proxy"] is not None
+        and not resolved["trusted_proxy_headers"]
+        and resolved["proxy_protocol"] == "off"
+    ):
         warnings.warn(
             "trusted_proxy is set but trusted_proxy_headers is empty: trusting "
             "x-forwarded-proto only, for compatibility; set trusted_proxy_headers "

@@ -11,9 +11,9 @@ import errno
 import os
 import socket
 import stat
-from typing import Any, Iterable
+from typing import Any, Iterable, MutableMapping
 
-__all__ = ["Listener", "bind_listeners", "BindError"]
+__all__ = ["Listener", "bind_listeners", "BindError", "inherited_sockets", "systemd_listen_fds"]
 
 _WINDOWS = os.name == "nt"
 
@@ -173,3 +173,73 @@ def _bind_unix(path: str, perms: int, backlog: int) -> Listener:
         sock.close()
         raise BindError(error.errno, f"cannot listen on unix:{path}: {error.strerror}") from None
     return Listener(sock, unix_path=path)
+
+
+# --------------------------------------------------------------------------- inherited sockets
+
+#: The first descriptor systemd passes (after stdin, stdout and stderr), see sd_listen_fds(3).
+SYSTEMD_FIRST_FD = 3
+_SYSTEMD_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+def systemd_listen_fds(environ: MutableMapping[str, str]) -> list[int]:
+    """The descriptors systemd socket activation passed to this process, or ``[]``.
+
+    They count only when ``LISTEN_PID`` is our pid: the variables are inherited by
+    children, which must not take their parent's sockets. When they are ours, the
+    variables are removed from ``environ`` (as ``sd_listen_fds(1)`` does), so a second
+    server in this process or a child does not adopt the same descriptors again.
+    Malformed values are treated as absent.
+    """
+    try:
+        ours = int(environ.get("LISTEN_PID", "")) == os.getpid()
+        count = int(environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return []
+    if not ours or count <= 0:
+        return []
+    for name in _SYSTEMD_VARIABLES:
+        environ.pop(name, None)
+    return list(range(SYSTEMD_FIRST_FD, SYSTEMD_FIRST_FD + count))
+
+
+def inherited_sockets(fds: Iterable[int]) -> list[socket.socket]:
+    """Wrap already open, bound stream sockets given by descriptor number.
+
+    The returned sockets own their descriptors (closing them closes the descriptor) and
+    are not inherited by child processes. Raises :class:`BindError` naming the
+    descriptor when one is not open, not a socket, not a TCP or Unix stream socket, or
+    not bound; then none of the descriptors is taken over.
+    """
+    adopted: list[socket.socket] = []
+    try:
+        for fd in fds:
+            adopted.append(_adopt_fd(fd))
+    except BaseException:
+        for sock in adopted:
+            sock.detach()  # leave the descriptor as the caller gave it
+        raise
+    for sock in adopted:
+        sock.set_inheritable(False)
+    return adopted
+
+
+def _adopt_fd(fd: int) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as error:
+        reason = {errno.EBADF: "it is not open", errno.ENOTSOCK: "it is not a socket"}.get(
+            error.errno or 0, error.strerror
+        )
+        raise BindError(error.errno, f"cannot use inherited fd {fd}: {reason}") from None
+    unix_family = getattr(socket, "AF_UNIX", None)
+    try:
+        families = (socket.AF_INET, socket.AF_INET6, unix_family)
+        if sock.type != socket.SOCK_STREAM or sock.family not in families:
+            raise BindError(errno.EINVAL, f"cannot use inherited fd {fd}: not a TCP or Unix stream socket")
+        if sock.family != unix_family and sock.getsockname()[1] == 0:
+            raise BindError(errno.EINVAL, f"cannot use inherited fd {fd}: the socket is not bound")
+    except BaseException:
+        sock.detach()
+        raise
+    return sock

@@ -90,6 +90,7 @@ class EventLoop:
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_sequence = itertools.count()
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._signal_calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._wake_pending = False
         self._wake_lock = threading.Lock()
         self._waker = _Waker()
@@ -134,6 +135,15 @@ class EventLoop:
             self._wake_pending = True
         self._waker.wake()
 
+    def call_soon_from_signal(self, callback: Callable[..., Any], *args: Any) -> None:
+        """For signal handlers: like :meth:`call_soon_threadsafe`, but takes no lock.
+
+        A Python signal handler runs on the main thread between two bytecodes, possibly
+        while that thread holds the call-queue lock, so it must not take it.
+        """
+        self._signal_calls.append((callback, args))
+        self._waker.wake()
+
     def stop(self) -> None:
         """Any thread: make :meth:`run` return after the current iteration."""
         self._stopping = True
@@ -167,7 +177,7 @@ class EventLoop:
             self._running = False
 
     def _next_timeout(self) -> float | None:
-        if self._calls:
+        if self._calls or self._signal_calls:
             return 0
         if not self._timers:
             return None
@@ -176,6 +186,9 @@ class EventLoop:
     def _run_calls(self) -> None:
         with self._wake_lock:
             self._wake_pending = False
+        while self._signal_calls:
+            callback, args = self._signal_calls.popleft()
+            callback(*args)
         calls = self._calls
         # Only what is queued now: a callback that queues another must not starve I/O.
         for _ in range(len(calls)):

@@ -10,21 +10,26 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
+import signal
 import socket
 import threading
 import time
 from typing import Any, Callable, Optional
 
+from .accesslog import AccessLog
+from .asgi import resolve_application
 from .buffers import OutputPipe
 from .channel import Channel
 from .config import Settings
-from .listeners import Listener, bind_listeners
+from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
 from .loop import EVENT_READ, EventLoop
 from .pool import WorkerPool
 from .protocol import ParserLimits
+from .proxy import ProxyPolicy, trusted_proxy_from_environment
 from .wsgi import WSGIGateway, WSGIRequest
 
-__all__ = ["Server", "ChannelContext", "create_server"]
+__all__ = ["Server", "ChannelContext", "create_server", "run_until_signalled"]
 
 log = logging.getLogger("waitress_like")
 
@@ -34,6 +39,7 @@ _RESOURCE_ERRNOS = frozenset(
 )
 _ACCEPT_BACKOFF_SECONDS = 0.5
 _ACCEPTS_PER_WAKE = 64
+_QUEUE_WARNING_INTERVAL_SECONDS = 10.0
 
 
 class ChannelContext:
@@ -49,9 +55,14 @@ class ChannelContext:
         loop: EventLoop,
         submit: Callable[[WSGIRequest, OutputPipe], None],
         channel_closed: Callable[[Channel], None],
+        at_capacity: Callable[[], bool],
+        *,
+        proxy: ProxyPolicy,
     ) -> None:
         self.loop = loop
+        self.proxy = proxy  # which peers are trusted proxies; the PROXY protocol readers
         self.submit = submit
+        self.at_capacity = at_capacity
         self.channel_closed = channel_closed
         self.parser_limits = ParserLimits(
             max_header_bytes=settings.max_request_header_size,
@@ -61,7 +72,17 @@ class ChannelContext:
         self.inbuf_overflow = settings.inbuf_overflow
         self.outbuf_overflow = settings.outbuf_overflow
         self.outbuf_high_watermark = settings.outbuf_high_watermark
-        self.ident = settings.ident
+        # The Server header of responses the server writes itself (errors, 503s).
+        self.ident = settings.ident if settings.server_header else ""
+        self.keepalive_timeout = settings.keepalive_timeout
+        self.max_connection_age = settings.max_connection_age
+        self.max_requests_per_connection = settings.max_requests_per_connection
+        self.retry_after = str(settings.retry_after)
+        # True once the server drains for shutdown (loop thread writes, channels read).
+        self.draining = False
+        # Requests handed to the pool whose response is not complete yet. Loop thread
+        # only, so it changes in step with what clients can observe.
+        self.requests_in_service = 0
         self.request_head_timeout = settings.request_head_timeout
         self.request_body_timeout = settings.request_body_timeout
         self.send_timeout = settings.send_timeout
@@ -93,12 +114,19 @@ class Server:
     :attr:`addresses` tell where it listens, so ``port=0`` is usable.
     """
 
-    def __init__(self, app: Any, settings: Settings, listeners: list[Listener]) -> None:
+    def __init__(self, app: Any, settings: Settings, listeners: list[Listener], lifespan: Any = None) -> None:
         self.application = app
+        # startup() before serving, shutdown() after the workers stop (an ASGIAdapter).
+        self.lifespan = lifespan
         self.settings = settings
         self.listeners = listeners
         self.loop = EventLoop()
-        self.pool = WorkerPool(settings.threads)
+        self.pool = WorkerPool(
+            settings.threads,
+            max_thread_count=settings.max_threads,
+            idle_timeout_seconds=settings.thread_idle_timeout,
+        )
+        proxy = ProxyPolicy.from_settings(settings)
         self.gateway = WSGIGateway(
             app,
             server_name=settings.server_name,
@@ -106,8 +134,18 @@ class Server:
             url_prefix=settings.url_prefix,
             ident=settings.ident,
             expose_tracebacks=settings.expose_tracebacks,
+            server_header=settings.server_header,
+            date_header=settings.date_header,
+            default_headers=settings.default_headers,
+            proxy=proxy if proxy.rewrites_environ else None,
         )
-        self.context = ChannelContext(settings, self.loop, self._submit, self._channel_closed)
+        access_log = AccessLog(settings.access_log_format, settings.access_log)
+        self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
+        self.gateway.access_log = self.access_log
+        self.context = ChannelContext(
+            settings, self.loop, self._submit, self._channel_closed, self._at_capacity, proxy=proxy
+        )
+        self._queue_warning_at = 0.0
         self.channels: set[Channel] = set()
         self._acceptors = [_Acceptor(self, listener) for listener in listeners]
         self._accepting = False
@@ -118,6 +156,8 @@ class Server:
         self._running = False
         self._stopped = threading.Event()
         self._loop_thread: Optional[threading.Thread] = None
+        self._drain_timer: Any = None
+        self.drained_cleanly = True
 
     # -- where it listens --------------------------------------------------------------------
 
@@ -151,7 +191,11 @@ class Server:
     # -- running -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve on the calling thread until :meth:`close` (or KeyboardInterrupt)."""
+        """Serve on the calling thread until :meth:`close` (or KeyboardInterrupt).
+
+        An ASGI application's lifespan startup runs first; when it fails this raises
+        :class:`~waitress_like.asgi.LifespanError`, having closed the server.
+        """
         with self._run_lock:
             if self._running:
                 raise RuntimeError("this server is already running")
@@ -160,6 +204,8 @@ class Server:
             self._running = True
             self._loop_thread = threading.current_thread()
         try:
+            if self.lifespan is not None:
+                self.lifespan.startup()
             self.pool.start()
             self._resume_accepting()
             self._schedule_cleanup()
@@ -168,10 +214,13 @@ class Server:
             self._shutdown()
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Any thread: stop accepting, close every connection, stop the workers.
+        """Any thread: shut down gracefully, then stop.
 
-        From a thread other than the loop's, waits for :meth:`run` to return (at most
-        ``timeout`` seconds when given). Safe to call more than once.
+        Stops accepting at once (the listening sockets close, so new clients are
+        refused), closes idle connections, lets requests in flight finish for up to
+        ``timeout`` seconds (default: the ``graceful_timeout`` setting), then closes what
+        is left and stops the workers. From a thread other than the loop's, waits for
+        :meth:`run` to return. Safe to call more than once.
         """
         with self._run_lock:
             self._closing = True
@@ -179,9 +228,57 @@ class Server:
         if not running:
             self._shutdown()
             return
+        grace = self.settings.graceful_timeout if timeout is None else timeout
+        if threading.current_thread() is self._loop_thread:
+            self._begin_drain(grace)
+            return
+        self.loop.call_soon_threadsafe(self._begin_drain, grace)
+        self._stopped.wait(grace + 10)
+
+    def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
+        """Loop thread: stop accepting, close idle connections, finish the others."""
+        if self.context.draining:
+            return
+        if grace_seconds is None:
+            grace_seconds = self.settings.graceful_timeout
+        with self._run_lock:
+            self._closing = True
+        self.context.draining = True
+        self.gateway.draining = True
+        self._pause_accepting()
+        for listener in self.listeners:
+            listener.close()
+        busy = 0
+        for channel in list(self.channels):
+            if not channel.drain():
+                busy += 1
+        log.info("Shutting down: waiting up to %ss for %d connections in service", grace_seconds, busy)
+        self._drain_timer = self.loop.call_later(grace_seconds, self._drain_expired)
+        self._stop_if_drained()
+
+    def _drain_expired(self) -> None:
+        if self.channels:
+            log.warning(
+                "Shutdown grace period over: closing %d connections still in service", len(self.channels)
+            )
+            self.drained_cleanly = False
+        self._force_stop()
+
+    def _force_stop(self) -> None:
+        """Loop thread: close every connection now and stop the loop."""
+        if self.channels and self.context.draining:
+            self.drained_cleanly = False
+        with self._run_lock:
+            self._closing = True
+        for channel in list(self.channels):
+            channel.close()
         self.loop.stop()
-        if threading.current_thread() is not self._loop_thread:
-            self._stopped.wait(timeout)
+
+    def _stop_if_drained(self) -> None:
+        if self.context.draining and not self.channels:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+            self.loop.stop()
 
     def _shutdown(self) -> None:
         with self._run_lock:
@@ -195,7 +292,15 @@ class Server:
                 listener.close()
             for channel in list(self.channels):
                 channel.close()
-            self.pool.shutdown(timeout_seconds=5.0)
+            # After a clean drain every worker is idle and stops at once. After a forced
+            # stop a worker may be stuck in the application: give it a moment, no more
+            # (worker threads are daemons, so they do not keep the process alive).
+            if not self.pool.shutdown(timeout_seconds=5.0 if self.drained_cleanly else 0.5):
+                log.warning("some worker threads are still running the application")
+            if self.access_log is not None:
+                self.access_log.close()
+            if self.lifespan is not None:
+                self.lifespan.shutdown()
             self.loop.close()
         finally:
             self._stopped.set()
@@ -204,6 +309,20 @@ class Server:
 
     def _submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         self.pool.submit(functools.partial(self.gateway.run, request, pipe))
+        # As waitress: only jobs beyond the idle workers are really waiting.
+        depth = self.pool.queued_count - self.pool.idle_count
+        if depth > 0:
+            now = time.monotonic()
+            # waitress logs this on every queued request; once every interval is enough
+            # to be noticed without flooding the log under load.
+            if now >= self._queue_warning_at:
+                self._queue_warning_at = now + _QUEUE_WARNING_INTERVAL_SECONDS
+                log.warning("Task queue depth is %d", depth)
+
+    def _at_capacity(self) -> bool:
+        """Loop thread: True when concurrency_limit requests are running or queued."""
+        limit = self.settings.concurrency_limit
+        return bool(limit) and self.context.requests_in_service >= limit
 
     def _accept(self, listener: Listener) -> None:
         for _ in range(_ACCEPTS_PER_WAKE):
@@ -243,6 +362,9 @@ class Server:
 
     def _channel_closed(self, channel: Channel) -> None:
         self.channels.discard(channel)
+        if self.context.draining:
+            self._stop_if_drained()
+            return
         if (
             not self._accepting
             and not self._closing
@@ -282,13 +404,49 @@ class Server:
         self._schedule_cleanup()
 
 
+def run_until_signalled(server: Server) -> bool:
+    """Run ``server`` on this (main) thread; SIGTERM/SIGINT (and Ctrl-Break on Windows)
+    drain it gracefully, a second signal stops it at once. Returns True if the drain was
+    clean (every request in flight finished within the grace period).
+    """
+    signal_names = ["SIGTERM", "SIGINT", "SIGBREAK"]
+    signals = [getattr(signal, name) for name in signal_names if hasattr(signal, name)]
+    received = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            server.loop.call_soon_from_signal(server._begin_drain)
+        else:
+            server.loop.call_soon_from_signal(server._force_stop)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signals:
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        server.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return server.drained_cleanly
+
+
 def create_server(app: Any, **settings: Any) -> Server:
     """Validate ``settings``, bind every listener and return a server ready to :meth:`run`.
 
     Raises :class:`~waitress_like.errors.ConfigError` for a bad setting and
     :class:`~waitress_like.listeners.BindError` when an address cannot be bound.
+    Sockets passed by systemd socket activation are used as if given as ``fd``.
     """
+    if "fd" not in settings:
+        systemd_fds = systemd_listen_fds(os.environ)
+        if systemd_fds:
+            settings = {**settings, "fd": systemd_fds}
+    settings = trusted_proxy_from_environment(settings, os.environ)
     validated = Settings.from_mapping(settings)
+    app, lifespan = resolve_application(app, validated.interface, validated.lifespan)
+    inherited = inherited_sockets(validated.fd)
     listeners = bind_listeners(
         validated.listen,
         ipv4=validated.ipv4,
@@ -296,6 +454,6 @@ def create_server(app: Any, **settings: Any) -> Server:
         backlog=validated.backlog,
         unix_socket=validated.unix_socket,
         unix_socket_perms=validated.unix_socket_perms,
-        sockets=validated.sockets,
+        sockets=(*validated.sockets, *inherited),
     )
-    return Server(app, validated, listeners)
+    return Server(app, validated, listeners, lifespan)

@@ -16,11 +16,13 @@ import logging
 import os
 import stat
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import IO, Any, Callable, Iterable, Optional, Tuple, Type
 from urllib.parse import unquote_to_bytes
 
+from .accesslog import CLIENT_CLOSED_REQUEST
 from .buffers import ClientDisconnected, OutputPipe
 from .errors import LocalProtocolError
 from .protocol.response import (
@@ -31,6 +33,7 @@ from .protocol.response import (
     simple_response,
     status_has_no_body,
 )
+from .proxy import MalformedProxyHeader, ProxyPolicy
 
 __all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
 
@@ -81,6 +84,7 @@ class WSGIRequest:
         "remote_port",
         "listener",
         "client_disconnected",
+        "proxy_trusted",
     )
 
     def __init__(
@@ -92,6 +96,7 @@ class WSGIRequest:
         remote_port: str,
         listener: Any,
         client_disconnected: Callable[[], bool],
+        proxy_trusted: bool = False,
     ) -> None:
         self.head = head
         self.body = body
@@ -100,6 +105,7 @@ class WSGIRequest:
         self.remote_port = remote_port
         self.listener = listener
         self.client_disconnected = client_disconnected
+        self.proxy_trusted = proxy_trusted  # the peer is a trusted proxy (decided at accept)
 
 
 class _Framing(enum.Enum):
@@ -149,8 +155,22 @@ class WSGIGateway:
         url_prefix: str,
         ident: str,
         expose_tracebacks: bool,
+        server_header: bool = True,
+        date_header: bool = True,
+        default_headers: tuple[tuple[str, str], ...] = (),
+        proxy: Optional[ProxyPolicy] = None,
     ) -> None:
         self.app = app
+        self.proxy = proxy  # rewrites the environ from trusted forwarding headers
+        self.server_header = ident if server_header else ""
+        self.date_header = date_header
+        self.default_headers = default_headers
+        self._default_header_names = frozenset(name.lower() for name, _ in default_headers)
+        # Set (any thread) when the server starts draining: responses whose head is not
+        # out yet say "Connection: close".
+        self.draining = False
+        # An AccessLog, or None when access logging is off (then it costs nothing).
+        self.access_log: Any = None
         self.url_prefix = url_prefix
         self.ident = ident
         self.expose_tracebacks = expose_tracebacks
@@ -203,6 +223,8 @@ class WSGIGateway:
         if head.content_length is not None or head.chunked:
             # For chunked uploads the body is complete, so its decoded length is known.
             environ["CONTENT_LENGTH"] = str(request.body_length)
+        if self.proxy is not None:
+            self.proxy.apply(environ, request.proxy_trusted)  # may raise MalformedProxyHeader
         return environ
 
     def _path_info(self, path: str) -> str:
@@ -221,8 +243,15 @@ class WSGIGateway:
     def run(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         """Worker thread: serve ``request`` completely into ``pipe``. Never raises."""
         response = _Response(self, request, pipe)
+        started = time.time() if self.access_log is not None else 0.0
+        environ: dict[str, Any] = {}
         try:
-            environ = self.build_environ(request)
+            try:
+                environ = self.build_environ(request)
+            except MalformedProxyHeader as error:
+                response.logged_status = 400
+                self._refuse_proxy_header(request, pipe, error)
+                return
             app_iter = self.app(environ, response.start_response)
             try:
                 response.send_body(app_iter)
@@ -233,11 +262,50 @@ class WSGIGateway:
             response.finish()
         except ClientDisconnected:
             log.debug("client disconnected while serving %s", request.head.target)
+            response.logged_status = CLIENT_CLOSED_REQUEST
             pipe.finish(close_connection=True)
         except Exception:
             response.fail(sys.exc_info())  # type: ignore[arg-type]
         finally:
             request.body.close()
+            if self.access_log is not None:
+                self._log_access(request, response, environ, started)
+
+    def _log_access(
+        self, request: WSGIRequest, response: _Response, environ: dict[str, Any], started: float
+    ) -> None:
+        if not environ:  # refused before the environ existed: log what the request said
+            environ = {
+                "REMOTE_ADDR": request.remote_addr,
+                "REQUEST_METHOD": request.head.method,
+                "RAW_URI": request.head.target,
+                "SERVER_PROTOCOL": "HTTP/%d.%d" % request.head.version,
+            }
+        status = response.logged_status or response.status_code
+        if response.pipe.aborted:
+            status = CLIENT_CLOSED_REQUEST
+        self.access_log.record(
+            environ, status, response.headers, response.body_bytes, started, time.time() - started
+        )
+
+    def _refuse_proxy_header(
+        self, request: WSGIRequest, pipe: OutputPipe, error: MalformedProxyHeader
+    ) -> None:
+        """A trusted proxy sent a forwarding header we cannot read: 400 and close, no app."""
+        log.warning(
+            "malformed %s header from %s: %s: %r",
+            error.header,
+            request.remote_addr,
+            error.reason,
+            error.value,
+        )
+        data = simple_response(400, f"The {error.header} header is malformed", self.server_header, close=True)
+        if request.head.method == "HEAD":
+            data = data[: data.index(b"\r\n\r\n") + 4]
+        try:
+            pipe.write(data, finish=True, close_connection=True)
+        except ClientDisconnected:
+            pipe.finish(close_connection=True)
 
 
 class _Response:
@@ -255,6 +323,8 @@ class _Response:
         "framing",
         "close_connection",
         "body_bytes",
+        "logged_status",
+        "app_sets",
     )
 
     def __init__(self, gateway: WSGIGateway, request: WSGIRequest, pipe: OutputPipe) -> None:
@@ -267,8 +337,10 @@ class _Response:
         self.headers: list[tuple[str, str]] = []
         self.content_length: Optional[int] = None
         self.framing = _Framing.LENGTH
-        self.close_connection = not request.head.keep_alive
+        self.close_connection = not request.head.keep_alive or pipe.last_response
         self.body_bytes = 0
+        self.logged_status = 0  # what the access log records when it is not status_code
+        self.app_sets: set[str] = set()  # "date"/"server" when the application sent its own
 
     # -- PEP 3333 start_response and write -------------------------------------------------
 
@@ -291,14 +363,19 @@ class _Response:
         if type(headers) is not list:
             raise LocalProtocolError(f"headers must be a list, got {type(headers).__name__}")
         content_length = None
+        app_sets: set[str] = set()
         for item in headers:
             if type(item) is not tuple or len(item) != 2:
                 raise LocalProtocolError(f"each header must be a (name, value) tuple, got {item!r}")
             name, value = item
-            if check_header(name, value) == "content-length":
+            lowered = check_header(name, value)
+            if lowered == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise LocalProtocolError(f"invalid Content-Length {value!r}")
                 content_length = int(value)
+            elif lowered == "date" or lowered == "server":
+                app_sets.add(lowered)  # the application's own value wins over ours
+        self.app_sets = app_sets
         self.status = status
         self.status_code = status_code
         self.headers = headers
@@ -432,20 +509,36 @@ class _Response:
             self.framing = _Framing.UNTIL_CLOSE
             self.close_connection = True
         gateway = self.gateway
+        if gateway.draining:
+            self.close_connection = True
         lines = ["HTTP/%d.%d %s\r\n" % (version[0], version[1], self.status)]
         for name, value in self.headers:
             lines.append(f"{name}: {value}\r\n")
+        if gateway.default_headers:
+            lines.extend(self._default_header_lines())
         if self.framing is _Framing.CHUNKED:
             lines.append("Transfer-Encoding: chunked\r\n")
-        lines.append(f"Date: {http_date()}\r\n")
-        if gateway.ident:
-            lines.append(f"Server: {gateway.ident}\r\n")
+        app_sets = self.app_sets
+        if gateway.date_header and "date" not in app_sets:
+            lines.append(f"Date: {http_date()}\r\n")
+        if gateway.server_header and "server" not in app_sets:
+            lines.append(f"Server: {gateway.server_header}\r\n")
         if self.close_connection:
             lines.append("Connection: close\r\n")
         elif version < (1, 1):
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
+
+    def _default_header_lines(self) -> list[str]:
+        """The configured default headers the application did not set itself."""
+        names = self.gateway._default_header_names
+        given = {name.lower() for name, _ in self.headers if name.lower() in names}
+        return [
+            f"{name}: {value}\r\n"
+            for name, value in self.gateway.default_headers
+            if name.lower() not in given
+        ]
 
     def _check_length(self) -> None:
         if (
@@ -490,10 +583,11 @@ class _Response:
                 detail = "The server encountered an unexpected internal server error"
                 if self.gateway.expose_tracebacks:
                     detail += "\r\n\r\n" + "".join(traceback.format_exception(*exc_info))
-                body = simple_response(500, detail, self.gateway.ident, close=True)
+                body = simple_response(500, detail, self.gateway.server_header, close=True)
                 if head.method == "HEAD":
                     body = body[: body.index(b"\r\n\r\n") + 4]
                 self.state = _ResponseState.FINISHED
+                self.logged_status = 500
                 self.pipe.write(body, finish=True, close_connection=True)
             else:
                 # Part of the response is already out: closing is the only honest signal.

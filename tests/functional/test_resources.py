@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 import resource
 import selectors
 import socket
-import subprocess
-import sys
 import threading
 
 import pytest
 
+from tests import subprocess_server
 from tests.httpclient import Connection
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
@@ -81,14 +79,9 @@ def test_holds_ten_thousand_connections():
         pytest.skip("select() is limited to FD_SETSIZE descriptors by design")
     count = 10_000
     _raise_fd_limit(count + 500)
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    process, address = subprocess_server.start(SERVER_CODE)
     clients = []
     try:
-        match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", process.stderr.readline())
-        assert match
-        address = ("127.0.0.1", int(match.group(1)))
         for _ in range(count):
             clients.append(socket.create_connection(address))
         # Each client is served while all the others stay open.
@@ -106,9 +99,7 @@ def test_holds_ten_thousand_connections():
     finally:
         for sock in clients:
             sock.close()
-        process.terminate()
-        process.wait(10)
-        process.stderr.close()
+        subprocess_server.stop(process)
 
 
 EMFILE_SERVER_CODE = """
@@ -130,14 +121,9 @@ def _cpu_seconds(pid: int) -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 def test_running_out_of_descriptors_backs_off_instead_of_spinning():
-    process = subprocess.Popen(
-        [sys.executable, "-c", EMFILE_SERVER_CODE], stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    process, address = subprocess_server.start(EMFILE_SERVER_CODE)
     clients = []
     try:
-        match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", process.stderr.readline())
-        assert match
-        address = ("127.0.0.1", int(match.group(1)))
         # More clients than the server has descriptors: accept() fails with EMFILE.
         for _ in range(80):
             clients.append(socket.create_connection(address))
@@ -161,6 +147,21 @@ def test_running_out_of_descriptors_backs_off_instead_of_spinning():
     finally:
         for sock in clients:
             sock.close()
-        process.terminate()
-        process.wait(10)
-        process.stderr.close()
+        subprocess_server.stop(process)
+
+
+def test_writes_larger_than_the_watermark_do_not_hang(start_server):
+    """Each write alone is above outbuf_high_watermark: the producer must still wake up
+    after every drain (a lost wake-up here hangs the worker)."""
+    chunk = b"y" * 65536
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(chunk) * 200))])
+        return (chunk for _ in range(200))
+
+    server = start_server(app, outbuf_overflow=32768, outbuf_high_watermark=32768)
+    with Connection(server.address) as conn:
+        # 12.5 MiB is more than the socket buffers hold, so the producer waits many times.
+        for _ in range(3):
+            conn.send(GET)
+            assert conn.read_response().body == chunk * 200

@@ -123,7 +123,13 @@ _REASONS = {
 }
 
 
-def simple_response(status_code: int, detail: str, ident: str, close: bool = True) -> bytes:
+def simple_response(
+    status_code: int,
+    detail: str,
+    ident: str,
+    close: bool = True,
+    extra_headers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
     """A complete small text/plain response, for errors the server answers itself."""
     reason = _REASONS.get(status_code, "Error")
     body = f"{status_code} {reason}\r\n\r\n{detail}\r\n".encode("latin-1", "replace")
@@ -135,6 +141,7 @@ def simple_response(status_code: int, detail: str, ident: str, close: bool = Tru
     ]
     if ident:
         lines.append(f"Server: {ident}")
+    lines.extend(f"{name}: {value}" for name, value in extra_headers)
     if close:
         lines.append("Connection: close")
     head = "\r\n".join(lines) + "\r\n\r\n"

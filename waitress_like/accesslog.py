@@ -1,0 +1,197 @@
+"""The access log: one line per request, in gunicorn's format language.
+
+Records go to the ``waitress_like.access`` logger at INFO level, so logging configuration
+can route them. The ``access_log`` setting adds a handler for standard output (``-``) or
+a file that is reopened when it is moved (log rotation, as ``WatchedFileHandler`` does).
+
+Thread contract: :meth:`AccessLog.record` is called on the worker thread that served the
+request, after its response is complete: never on the loop thread, so a slow disk never
+stalls other connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import sys
+import time
+from typing import Any, Mapping, Optional
+
+__all__ = ["AccessLog", "DEFAULT_FORMAT", "escape"]
+
+LOGGER_NAME = "waitress_like.access"
+DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away mid-request
+
+# Control characters (C0, DEL, C1), quotes and backslashes: a client must not be able to
+# forge extra log lines or break out of a quoted field (log injection).
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\]')
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    character = match.group()
+    if character in '"\\':
+        return "\\" + character
+    return f"\\x{ord(character):02x}"
+
+
+def escape(value: str) -> str:
+    """Make a client-supplied value safe to put in a log line."""
+    return _UNSAFE.sub(_escape_character, value)
+
+
+class _Atoms(Mapping[str, str]):
+    """The values a format string may name, each computed only when it is used."""
+
+    def __init__(
+        self,
+        environ: Mapping[str, Any],
+        status: int,
+        response_headers: list[tuple[str, str]],
+        body_bytes: int,
+        started: float,
+        duration_seconds: float,
+    ) -> None:
+        self.environ = environ
+        self.status = status
+        self.response_headers = response_headers
+        self.body_bytes = body_bytes
+        self.started = started
+        self.duration = duration_seconds
+
+    def __getitem__(self, key: str) -> str:
+        if key.startswith("{") and len(key) > 3 and key[-2] == "}":
+            name, kind = key[1:-2], key[-1]
+            if kind == "i":
+                value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+                if value is None and name.lower() in ("content-type", "content-length"):
+                    value = self.environ.get(name.upper().replace("-", "_"))
+                return escape(value) if value else "-"
+            if kind == "o":
+                lowered = name.lower()
+                values = [v for k, v in self.response_headers if k.lower() == lowered]
+                return escape(", ".join(values)) if values else "-"
+            if kind == "e":
+                value = self.environ.get(name)
+                return escape(str(value)) if value is not None else "-"
+            raise KeyError(key)
+        atom = _ATOMS.get(key)
+        if atom is None:
+            raise KeyError(key)
+        return atom(self)
+
+    def __iter__(self) -> Any:
+        return iter(_ATOMS)
+
+    def __len__(self) -> int:
+        return len(_ATOMS)
+
+    def _request_line(self) -> str:
+        environ = self.environ
+        target = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+        return escape(f"{environ.get('REQUEST_METHOD', '-')} {target} {environ.get('SERVER_PROTOCOL', '-')}")
+
+    def _user(self) -> str:
+        user = self.environ.get("REMOTE_USER")
+        if not user:
+            authorization = self.environ.get("HTTP_AUTHORIZATION", "")
+            if authorization[:6].lower() == "basic ":
+                import base64
+                import binascii
+
+                try:
+                    decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("latin-1")
+                except (binascii.Error, ValueError):
+                    decoded = ""
+                user = decoded.partition(":")[0]
+        return escape(user) if user else "-"
+
+
+def _date(atoms: _Atoms) -> str:
+    return time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(atoms.started))
+
+
+def _header_or_dash(name: str) -> Any:
+    return lambda atoms: escape(atoms.environ.get(name) or "-")
+
+
+_ATOMS: dict[str, Any] = {
+    "h": lambda a: escape(a.environ.get("REMOTE_ADDR") or "-"),
+    "l": lambda a: "-",
+    "u": _Atoms._user,
+    "t": _date,
+    "r": _Atoms._request_line,
+    "m": lambda a: escape(a.environ.get("REQUEST_METHOD", "-")),
+    "U": lambda a: escape(a.environ.get("SCRIPT_NAME", "") + a.environ.get("PATH_INFO", "")),
+    "q": lambda a: escape(a.environ.get("QUERY_STRING", "")),
+    "H": lambda a: escape(a.environ.get("SERVER_PROTOCOL", "-")),
+    "s": lambda a: str(a.status),
+    "B": lambda a: str(a.body_bytes),
+    "b": lambda a: str(a.body_bytes) if a.body_bytes else "-",
+    "f": _header_or_dash("HTTP_REFERER"),
+    "a": _header_or_dash("HTTP_USER_AGENT"),
+    "T": lambda a: str(int(a.duration)),
+    "M": lambda a: str(int(a.duration * 1000)),
+    "D": lambda a: str(int(a.duration * 1_000_000)),
+    "L": lambda a: f"{a.duration:.6f}",
+    "p": lambda a: f"<{os.getpid()}>",
+}
+
+
+class AccessLog:
+    """Formats and emits one record per request.
+
+    Built once per server; :meth:`close` removes the handler it added, so servers created
+    and closed in one process (tests, reloads) do not pile up handlers.
+    """
+
+    def __init__(self, format_string: str, target: Optional[str]) -> None:
+        self.format = format_string
+        self.logger = logging.getLogger(LOGGER_NAME)
+        self.handler: Optional[logging.Handler] = None
+        self._previous_level: Optional[int] = None
+        if target:
+            if target == "-":
+                self.handler = logging.StreamHandler(sys.stdout)
+            else:
+                self.handler = logging.handlers.WatchedFileHandler(target, encoding="utf-8")
+            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(self.handler)
+            if self.logger.level == logging.NOTSET or self.logger.level > logging.INFO:
+                self._previous_level = self.logger.level
+                self.logger.setLevel(logging.INFO)
+        # Checked once: a server without an access log pays nothing per request. Without
+        # the setting, only a logging configuration that sets this logger's own level
+        # turns it on: an inherited level (serve() sets INFO on "waitress_like" for its
+        # start-up lines) must not, or the log would be on by default.
+        explicit_level = self.logger.level != logging.NOTSET and self.logger.level <= logging.INFO
+        self.enabled = self.handler is not None or (explicit_level and self.logger.hasHandlers())
+
+    def record(
+        self,
+        environ: Mapping[str, Any],
+        status: int,
+        response_headers: list[tuple[str, str]],
+        body_bytes: int,
+        started: float,
+        duration_seconds: float,
+    ) -> None:
+        """Worker thread: emit the line for one finished (or abandoned) request."""
+        atoms = _Atoms(environ, status, response_headers, body_bytes, started, duration_seconds)
+        try:
+            line = self.format % atoms
+        except (KeyError, TypeError, ValueError) as error:
+            line = f"access_log_format error ({error!r}): " + _ATOMS["r"](atoms)
+        self.logger.info(line)
+
+    def close(self) -> None:
+        """Remove what this log added to the shared logger (handler, level)."""
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+        if self._previous_level is not None:
+            self.logger.setLevel(self._previous_level)
+            self._previous_level = None
