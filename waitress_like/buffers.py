@@ -154,7 +154,9 @@ class OutputPipe:
         self._high_watermark_bytes = high_watermark_bytes
         self._notify = notify
         self._lock = threading.Lock()
-        self._drained = threading.Condition(self._lock)
+        # Created only when a producer first has to wait: most responses never do, and a
+        # Condition per request is a measurable cost on the hot path.
+        self._drained: threading.Condition | None = None
         self._items: deque[_Item] = deque()
         self._memory_bytes = 0
         self.pending_bytes = 0
@@ -207,6 +209,8 @@ class OutputPipe:
                         # The loop may have drained the pipe while the lock was released:
                         # look again before sleeping, or that wake-up is lost.
                         continue
+                    if self._drained is None:
+                        self._drained = threading.Condition(self._lock)
                     self._drained.wait()
                 if self.aborted:
                     raise ClientDisconnected("the client has gone away")
@@ -220,6 +224,7 @@ class OutputPipe:
                 os.close(fd)
                 raise ClientDisconnected("the client has gone away")
             self._items.append(FileRange(fd, offset, count))
+            self.pending_bytes += count
             notify = not self._notify_pending
             self._notify_pending = True
         if notify:
@@ -277,7 +282,7 @@ class OutputPipe:
                         return False
                 return True
             finally:
-                if self.pending_bytes <= self._high_watermark_bytes:
+                if self._drained is not None and self.pending_bytes <= self._high_watermark_bytes:
                     self._drained.notify_all()
 
     def _consumed_locked(self, size: int) -> None:
@@ -393,7 +398,8 @@ class OutputPipe:
         with self._lock:
             self.aborted = True
             self._release_items_locked()
-            self._drained.notify_all()
+            if self._drained is not None:
+                self._drained.notify_all()
 
     def _release_items_locked(self) -> None:
         for item in self._items:

@@ -353,6 +353,10 @@ class Channel:
         """Send what the active response has queued. True if it is complete and sent."""
         pipe = self._active
         assert pipe is not None
+        if not pipe.pending_bytes and not pipe.finished:
+            # Nothing queued yet (read without the lock: if the worker writes now, its
+            # notification brings us back here).
+            return False
         sent_before = pipe.sent_bytes
         try:
             pipe.send_to(self.socket)

@@ -293,3 +293,23 @@ def test_client_going_away_mid_response_frees_the_worker(start_server):
     assert state["chunks"] < 100_000
     # The only worker is free again.
     assert request(server.address, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").body == b"ok"
+
+
+def test_file_wrapper_bigger_than_socket_buffers_with_a_slow_start(start_server, tmp_path):
+    """A file far larger than the socket buffers, so sendfile blocks many times; the
+    pipe's pending count must stay exact for the loop to keep waiting for writability."""
+    content = bytes(range(256)) * (64 * 1024)  # 16 MiB
+    path = tmp_path / "big.bin"
+    path.write_bytes(content)
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        conn.send(GET)
+        response = conn.read_response()
+        assert len(response.body) == len(content) and response.body == content
+        conn.send(GET)
+        assert len(conn.read_response().body) == len(content)
