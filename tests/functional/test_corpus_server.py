@@ -4,7 +4,8 @@ Every case is sent to a server started by ``start_server`` (so once per selector
 fixture's thread and fd leak checks), on one connection in a single write and on another
 cut into 1-7 byte writes with TCP_NODELAY. The application reports what it saw (REQUEST_METHOD, RAW_URI,
 SERVER_PROTOCOL, the header keys of the environ, the body read from ``wsgi.input``),
-filed under the client port, so each connection's requests are told apart.
+filed under the client's REMOTE_ADDR and REMOTE_PORT, so each connection's requests are
+told apart and the client a PROXY header names is checked.
 
 * A valid case must reach the application exactly as listed, each pipelined request in
   order, and nothing unlisted may reach it.
@@ -26,6 +27,11 @@ adaptations (all documented there):
   line over N bytes is over N bytes): those cases are refused with 431.
 * Incomplete requests (the bytes stop inside a head or body) run with 0.1 s head and body
   timeouts and must be answered 408, without the application being called.
+* The PROXY protocol cases run with ``proxy_protocol="auto"`` and ``trusted_proxy``
+  127.0.0.1, the client's address. Valid ones must reach the application with the client
+  their header names (PROXY_CLIENTS) as REMOTE_ADDR/REMOTE_PORT, or the real peer when
+  they have none; after an invalid header the connection must be closed without any
+  answer, and a well-formed request sent behind it must never reach the application.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ from tests.protocol.corpus import (
     GUNICORN_LINE_LIMIT,
     INCOMPLETE_ERRORS,
     PARSER_NOT_APPLICABLE,
+    PROXY_CASES,
+    PROXY_CLIENTS,
+    PROXY_ERRORS,
     SERVER_NOT_APPLICABLE,
     SIZE_LIMIT_ERRORS,
     STATUS_DIFFERENCES,
@@ -58,6 +67,7 @@ from tests.protocol.corpus import (
     body_of,
     check_settings,
     needs_host,
+    our_proxy_settings,
     raw_bytes,
     with_host_for_invalid,
     with_host_for_valid,
@@ -68,6 +78,10 @@ MODES = ["whole", "split"]
 # Whenever a timeout fires, the answer to an incomplete request is 408: short is safe.
 INCOMPLETE_TIMEOUT_SECONDS = 0.1
 CLIENT_TIMEOUT_SECONDS = 5.0
+# Sent after an invalid PROXY header: proof that nothing behind it is ever served.
+REQUEST_AFTER_BAD_PROXY_HEADER = b"GET /after/the/header HTTP/1.1\r\nHost: h\r\n\r\n"
+
+Client = tuple[str, str]  # (REMOTE_ADDR, REMOTE_PORT)
 
 
 class Seen(NamedTuple):
@@ -81,10 +95,12 @@ class Seen(NamedTuple):
 
 
 class ReportingApp:
-    """Files what each request looked like under the client port it came from."""
+    """Files what each request looked like under the client (REMOTE_ADDR, REMOTE_PORT)
+    it came from, as the environ says."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, list[Seen]] = defaultdict(list)
+        self.seen: dict[Client, list[Seen]] = defaultdict(list)
+        self.call_count = 0
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -95,14 +111,22 @@ class ReportingApp:
             if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
         }
         seen = Seen(environ["REQUEST_METHOD"], environ["RAW_URI"], environ["SERVER_PROTOCOL"], headers, body)
+        client = (environ["REMOTE_ADDR"], environ.get("REMOTE_PORT", ""))
         with self.lock:
-            self.seen[environ["REMOTE_PORT"]].append(seen)
+            self.seen[client].append(seen)
+            self.call_count += 1
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
         return [b"ok"]
 
     def calls(self) -> int:
         with self.lock:
-            return sum(map(len, self.seen.values()))
+            return self.call_count
+
+    def take(self, client: Client) -> list[Seen]:
+        """The requests filed under ``client`` so far, forgotten here: the PROXY cases
+        name the same client on every connection."""
+        with self.lock:
+            return self.seen.pop(client, [])
 
 
 # -- what to send, what to expect ---------------------------------------------------------------
@@ -119,7 +143,11 @@ def is_incomplete(case: dict[str, Any]) -> bool:
 
 
 def server_settings(case: dict[str, Any]) -> dict[str, Any]:
-    """Our settings for a case: gunicorn's line limits mapped onto the head limit."""
+    """Our settings for a case: proxy_protocol mapped onto ours (PROXY_PROTOCOL_SETTINGS),
+    gunicorn's line limits onto the head limit."""
+    proxy = our_proxy_settings(case["gunicorn_settings"])
+    if proxy:
+        return dict(proxy)  # the PROXY cases set nothing else
     if is_incomplete(case):
         return {
             "request_head_timeout": INCOMPLETE_TIMEOUT_SECONDS,
@@ -175,10 +203,12 @@ def expected_seen(expected: dict[str, Any]) -> Seen:
 # -- the client side --------------------------------------------------------------------------
 
 
-def connect(address: tuple[str, int]) -> tuple[Connection, str]:
+def connect(address: tuple[str, int]) -> tuple[Connection, Client]:
+    """A connection and the client it is, as REMOTE_ADDR and REMOTE_PORT give it."""
     connection = Connection(address, timeout=CLIENT_TIMEOUT_SECONDS)
     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return connection, str(connection.sock.getsockname()[1])
+    host, port = connection.sock.getsockname()[:2]
+    return connection, (host, str(port))
 
 
 def send(connection: Connection, data: bytes, mode: str, seed: str, *, may_be_refused: bool) -> None:
@@ -250,7 +280,10 @@ def test_invalid_case_is_refused_and_closed(start_server: Any, name: str) -> Non
     app = ReportingApp()
     server = start_server(app, **server_settings(case))
     for mode in MODES:
-        assert_refused(server.address, app, name, case, with_host_for_invalid(raw_bytes(case)), mode)
+        if name in PROXY_CASES:
+            assert_aborted(server.address, app, name, case, mode)
+        else:
+            assert_refused(server.address, app, name, case, with_host_for_invalid(raw_bytes(case)), mode)
 
 
 def assert_served_as_listed(
@@ -258,7 +291,7 @@ def assert_served_as_listed(
 ) -> None:
     expected = [expected_seen(request) for request in case["requests"]]
     calls_before = app.calls()
-    connection, port = connect(address)
+    connection, peer = connect(address)
     with connection:
         send(connection, with_host_for_valid(case), mode, f"{name} {mode}", may_be_refused=False)
         for request in expected:
@@ -268,7 +301,8 @@ def assert_served_as_listed(
         # after one that closed) must not reach the application.
         connection.sock.shutdown(socket.SHUT_WR)
         assert read_until_closed(connection) == b"", mode
-    assert app.seen[port] == expected, mode
+    # A PROXY header names the client; without one it is the real peer.
+    assert app.take(PROXY_CLIENTS.get(name, peer)) == expected, mode
     assert app.calls() - calls_before == len(expected), mode
 
 
@@ -284,6 +318,20 @@ def assert_refused(
         response = connection.read_response()
         assert response.status == expected_status(name, case), (mode, response)
         assert response.closes, (mode, response)
+        assert read_until_closed(connection) == b"", mode
+    assert app.calls() == 0, mode
+
+
+def assert_aborted(
+    address: tuple[str, int], app: ReportingApp, name: str, case: dict[str, Any], mode: str
+) -> None:
+    """An invalid PROXY header: the connection is closed without a single byte of answer
+    ("The PROXY protocol", 2.1: abort), and the request sent behind it is never served."""
+    assert case["error"] in PROXY_ERRORS
+    connection, _ = connect(address)
+    with connection:
+        data = raw_bytes(case) + REQUEST_AFTER_BAD_PROXY_HEADER
+        send(connection, data, mode, f"{name} {mode}", may_be_refused=True)
         assert read_until_closed(connection) == b"", mode
     assert app.calls() == 0, mode
 

@@ -76,27 +76,22 @@ STATUS_DIFFERENCES: dict[str, tuple[int, str]] = {
 
 # -- cases that test something other than HTTP parsing ------------------------------------------
 
-_PROXY_V1 = "PROXY protocol v1 header: read by the proxy layer before HTTP parsing starts"
-_PROXY_V2 = "PROXY protocol v2 header: read by the proxy layer before HTTP parsing starts"
 _HEADER_MAP_REFUSE = "header_map='refuse' is a gunicorn option about environ mapping, not HTTP syntax"
+_FORWARDED_SSL = (
+    "X-Forwarded-Proto: https with X-Forwarded-Ssl: off from a trusted proxy: gunicorn refuses the "
+    "contradiction, but we do not read X-Forwarded-Ssl (it is no trusted_proxy_headers choice), so "
+    "there is none to find: the trusted X-Forwarded-Proto alone decides the scheme"
+)
 
 # Skipped by the parser-level replay, with why.
 PARSER_NOT_APPLICABLE = {
-    "valid/pp_01": _PROXY_V1,
-    "valid/pp_02": _PROXY_V1,
-    "valid/pp_04": _PROXY_V2,
-    "valid/pp_05": _PROXY_V2,
     "valid/040": "gunicorn drops field names with '_' by default (header_map); the parser keeps every "
     "field, since '_' is a tchar, and the WSGI gateway decides what reaches the environ",
     "invalid/040": _HEADER_MAP_REFUSE,
     "invalid/chunked_07": _HEADER_MAP_REFUSE,
-    "invalid/019": "X-Forwarded-Proto vs X-Forwarded-Ssl from a trusted proxy is judged by the proxy layer",
+    "invalid/019": _FORWARDED_SSL,
 }
 
-_PROXY_LATER = (
-    "PROXY protocol / trusted proxy headers: not applicable until the proxy settings exist "
-    "(the proxy issue maps proxy_protocol and forwarded_allow_ips)"
-)
 _FIELD_COUNT = (
     "limit_request_fields counts field lines; the server's only head limit is "
     "max_request_header_size in bytes, which a count does not map to (the parser-level "
@@ -105,29 +100,56 @@ _FIELD_COUNT = (
 
 # Skipped by the server-level replay, with why.
 SERVER_NOT_APPLICABLE = {
-    **{
-        name: _PROXY_LATER
-        for name, case in CASES.items()
-        if {"proxy_protocol", "forwarded_allow_ips"} & set(case["gunicorn_settings"])
-    },
+    "invalid/019": _FORWARDED_SSL,
     "invalid/040": _HEADER_MAP_REFUSE,
     "invalid/chunked_07": _HEADER_MAP_REFUSE,
     "invalid/009": _FIELD_COUNT,
     "invalid/011": _FIELD_COUNT,
 }
 
+# -- the PROXY protocol cases -----------------------------------------------------------------
+
+# The cases that set gunicorn's proxy_protocol. Their bytes go through the PROXY protocol
+# reader first (ProxyProtocolReader at the parser level, the channel at the server level),
+# and only what follows the header reaches the HTTP parser.
+PROXY_CASES = frozenset(name for name, case in CASES.items() if "proxy_protocol" in case["gunicorn_settings"])
+# gunicorn's proxy_protocol value -> our settings. gunicorn reads the header only from
+# its proxy_allow_ips, which by default allow 127.0.0.1: the address the server-level
+# replay connects from. (proxy_protocol needs trusted_proxy, see docs/proxy.rst.)
+PROXY_PROTOCOL_SETTINGS: dict[str, dict[str, str]] = {
+    "auto": {"proxy_protocol": "auto", "trusted_proxy": "127.0.0.1"},
+}
+# (REMOTE_ADDR, REMOTE_PORT) named by the PROXY header of each valid case, read off the
+# bytes by hand: the corpus lists only the requests. A valid PROXY case missing here
+# (valid/pp_03) has no header, and its requests keep the real peer's address.
+PROXY_CLIENTS: dict[str, tuple[str, str]] = {
+    "valid/pp_01": ("192.168.0.1", "56324"),  # v1 TCP4
+    "valid/pp_02": ("192.168.0.1", "56324"),  # v1 TCP4
+    "valid/pp_04": ("192.168.1.10", "12345"),  # v2 INET, STREAM
+    "valid/pp_05": ("2001:db8::1", "54321"),  # v2 INET6, STREAM
+}
+# Error classes of a malformed PROXY header: the reader raises ProxyProtocolError and the
+# connection is closed without an answer ("The PROXY protocol", 2.1: the receiver must
+# "abort the connection"), not answered with a 4xx.
+PROXY_ERRORS = {"InvalidProxyLine"}
+
+
+def our_proxy_settings(gunicorn_settings: dict[str, Any]) -> dict[str, str]:
+    """Our proxy settings for a case's gunicorn settings (empty without proxy_protocol)."""
+    value = gunicorn_settings.get("proxy_protocol")
+    return {} if value is None else PROXY_PROTOCOL_SETTINGS[value]
+
+
 # -- gunicorn settings and error classes ----------------------------------------------------
 
-# gunicorn settings we translate into limits; every other setting a case uses must be
-# harmless to us (IGNORED_SETTINGS) or the case must be listed above.
+# gunicorn settings we translate: the limits (into ParserLimits or the head size limit)
+# and proxy_protocol (PROXY_PROTOCOL_SETTINGS above). Every other setting a case uses must
+# be harmless to us (IGNORED_SETTINGS) or the case must be listed above.
 LIMIT_SETTINGS = {"limit_request_line", "limit_request_fields", "limit_request_field_size"}
 # setting -> the values that describe what we do anyway
 IGNORED_SETTINGS: dict[str, set[Any]] = {
     # Field names with "_" are kept by the parser and dropped by the WSGI gateway.
     "header_map": {"dangerous"},
-    # A connection without a PROXY header parses as usual; a PROXY line reaching the
-    # parser is not HTTP and is refused.
-    "proxy_protocol": {"auto"},
 }
 
 # gunicorn's defaults for its per-line limits (0 means the default).
@@ -144,7 +166,6 @@ ERROR_STATUS = {
     "InvalidChunkSize": 400,
     "InvalidChunkExtension": 400,
     "ObsoleteFolding": 400,
-    "InvalidProxyLine": 400,  # without PROXY support a PROXY line is simply not HTTP
     "LimitRequestLine": 414,
     "LimitRequestHeaders": 431,
     "UnsupportedTransferCoding": 501,
@@ -206,6 +227,9 @@ def check_settings(name: str, settings: dict[str, Any]) -> None:
     if name in DELIBERATE or name in STATUS_DIFFERENCES:
         return
     for setting, value in settings.items():
-        assert setting in LIMIT_SETTINGS or value in IGNORED_SETTINGS.get(setting, ()), (
+        translated = setting in LIMIT_SETTINGS or (
+            setting == "proxy_protocol" and value in PROXY_PROTOCOL_SETTINGS
+        )
+        assert translated or value in IGNORED_SETTINGS.get(setting, ()), (
             f"{name} uses gunicorn setting {setting!r}: translate it or list the case with a reason"
         )

@@ -7,6 +7,12 @@ status their error class implies. Where we differ from gunicorn the case is list
 difference is asserted, not skipped, unless the case needs a gunicorn feature that does
 not live in a request parser at all (PARSER_NOT_APPLICABLE).
 
+The PROXY protocol cases (PROXY_CASES) are fed, split the same three ways, to a
+``ProxyProtocolReader`` first, as the channel does under ``proxy_protocol="auto"`` for a
+trusted peer; the header's ``leftover`` and everything after it go to the parser. Valid
+ones must name the listed client and then yield the listed requests; invalid ones must
+make the reader raise ProxyProtocolError, before any byte reaches the parser.
+
 One adaptation applies to many cases: RFC 9112 3.2 makes a Host field mandatory in
 HTTP/1.1 (400 without one) and gunicorn does not check, so over fifty cases omit it. For
 those the test inserts ``Host: h`` right after the request line and expects it
@@ -16,12 +22,14 @@ bytes really are refused.
 
 from __future__ import annotations
 
+import random
 import re
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import pytest
 
 from waitress_like.protocol import BodyChunk, EndOfRequest, ParserLimits, ParserState, RequestHead
+from waitress_like.proxy_protocol import ProxyHeader, ProxyProtocolError, ProxyProtocolReader
 
 from .corpus import (
     CASES,
@@ -33,16 +41,21 @@ from .corpus import (
     GUNICORN_LINE_LIMIT,
     INCOMPLETE_ERRORS,
     PARSER_NOT_APPLICABLE,
+    PROXY_CASES,
+    PROXY_CLIENTS,
+    PROXY_ERRORS,
+    SERVER_NOT_APPLICABLE,
     STATUS_DIFFERENCES,
     STATUS_OVERRIDES,
     body_of,
     check_settings,
     needs_host,
+    our_proxy_settings,
     raw_bytes,
     with_host_for_invalid,
     with_host_for_valid,
 )
-from .test_request_parser import Outcome, parse
+from .test_request_parser import Outcome, parse, random_pieces, run_pieces
 
 if not CASES:
     pytest.skip(f"request corpus not found at {CORPUS}", allow_module_level=True)
@@ -83,6 +96,80 @@ def requests_of(outcome: Outcome) -> list[dict[str, Any]]:
     return found
 
 
+# -- the PROXY protocol reader in front of the parser ---------------------------------------------
+
+
+class Proxied(NamedTuple):
+    """What a PROXY reader, then a parser, made of a connection's bytes."""
+
+    header: Optional[ProxyHeader]  # None after an error, or while the header is incomplete
+    error: Optional[ProxyProtocolError]
+    http: Optional[Outcome]  # the parser's outcome for the bytes after the header
+
+    def comparable(self) -> tuple[Any, ...]:
+        # Everything but the leftover, which depends on where the bytes were split.
+        header = (
+            None
+            if self.header is None
+            else tuple(getattr(self.header, slot) for slot in ProxyHeader.__slots__ if slot != "leftover")
+        )
+        error = None if self.error is None else (type(self.error), str(self.error))
+        return header, error, None if self.http is None else self.http.comparable()
+
+
+def proxy_reader(settings: dict[str, Any]) -> ProxyProtocolReader:
+    """The reader the server gives a trusted peer (``ProxyPolicy.preamble_reader``) under
+    our proxy_protocol for the case: with "auto", a header of either version, or none."""
+    protocol = our_proxy_settings(settings)["proxy_protocol"]
+    return ProxyProtocolReader(protocol, required=protocol != "auto")
+
+
+def run_behind_proxy_reader(pieces: list[bytes], settings: dict[str, Any], limits: ParserLimits) -> Proxied:
+    """Feed ``pieces`` to a PROXY reader until it has the header, then its leftover and
+    the remaining pieces to a parser, as the channel does."""
+    reader = proxy_reader(settings)
+    for index, piece in enumerate(pieces):
+        try:
+            header = reader.feed(piece)
+        except ProxyProtocolError as error:
+            return Proxied(None, error, None)
+        if isinstance(header, ProxyHeader):
+            return Proxied(header, None, run_pieces([header.leftover, *pieces[index + 1 :]], limits))
+    return Proxied(None, None, None)
+
+
+def parse_proxied(
+    data: bytes, settings: dict[str, Any], limits: ParserLimits, *, seed: int = 0, random_runs: int = 2
+) -> Proxied:
+    """:func:`run_behind_proxy_reader` whole, byte by byte and at random splits; all must agree."""
+    whole = run_behind_proxy_reader([data], settings, limits)
+    splittings = [[data[index : index + 1] for index in range(len(data))]]
+    rng = random.Random(seed)
+    splittings += [random_pieces(data, rng) for _ in range(random_runs)]
+    for pieces in splittings:
+        other = run_behind_proxy_reader(pieces, settings, limits)
+        assert other.comparable() == whole.comparable(), (
+            f"split {[len(piece) for piece in pieces][:20]}... gave {other.comparable()} "
+            f"instead of {whole.comparable()}"
+        )
+    return whole
+
+
+def parse_case(name: str, data: bytes, limits: ParserLimits, *, random_runs: int = 2) -> Outcome:
+    """The parser's outcome for a valid case's bytes. A PROXY case's bytes go through the
+    PROXY reader first, which must accept them and name the listed client."""
+    if name not in PROXY_CASES:
+        return parse(data, limits, random_runs=random_runs)
+    proxied = parse_proxied(data, CASES[name]["gunicorn_settings"], limits, random_runs=random_runs)
+    assert proxied.error is None, proxied.error
+    assert proxied.header is not None and proxied.http is not None
+    assert proxied.header.client_address() == PROXY_CLIENTS.get(name), proxied.header
+    return proxied.http
+
+
+# -- the cases ------------------------------------------------------------------------------
+
+
 def case_params(kind: str) -> list[Any]:
     params = []
     for name, case in CASES.items():
@@ -102,7 +189,7 @@ def test_valid_case(name: str) -> None:
         status, _ = DELIBERATE[name]
         assert parse(with_host_for_invalid(raw_bytes(case)), limits).status == status
         return
-    outcome = parse(with_host_for_valid(case), limits)
+    outcome = parse_case(name, with_host_for_valid(case), limits)
     assert outcome.error is None, outcome.error
     found = requests_of(outcome)
     assert len(found) == len(case["requests"])
@@ -135,6 +222,11 @@ def test_invalid_case(name: str) -> None:
     case = CASES[name]
     check_settings(name, case["gunicorn_settings"])
     limits = gunicorn_limits(case["gunicorn_settings"])
+    if name in PROXY_CASES:
+        assert case["error"] in PROXY_ERRORS
+        proxied = parse_proxied(raw_bytes(case), case["gunicorn_settings"], limits)
+        assert isinstance(proxied.error, ProxyProtocolError), proxied
+        return
     outcome = parse(with_host_for_invalid(raw_bytes(case)), limits)
     status: Optional[int]
     if name in STATUS_DIFFERENCES:
@@ -157,7 +249,7 @@ def test_http11_cases_without_host_are_refused() -> None:
         original = raw_bytes(case)
         if with_host_for_valid(case) == original:
             continue
-        outcome = parse(original, gunicorn_limits(case["gunicorn_settings"]), random_runs=0)
+        outcome = parse_case(name, original, gunicorn_limits(case["gunicorn_settings"]), random_runs=0)
         assert outcome.status == 400, name
         assert outcome.error is not None and "Host" in str(outcome.error), name
         refused += 1
@@ -171,3 +263,11 @@ def test_listed_cases_exist_and_lists_stay_short() -> None:
     assert all(name.startswith("invalid/") for name in STATUS_DIFFERENCES)
     assert not set(NOT_APPLICABLE) & (set(DELIBERATE) | set(STATUS_DIFFERENCES))
     assert len(NOT_APPLICABLE) <= 10
+
+
+def test_proxy_cases_are_the_pp_cases_and_all_run() -> None:
+    assert {name for name in CASES if name.split("/")[1].startswith("pp_")} == PROXY_CASES
+    assert set(PROXY_CLIENTS) <= {name for name in PROXY_CASES if name.startswith("valid/")}
+    listed = set(NOT_APPLICABLE) | set(SERVER_NOT_APPLICABLE) | set(DELIBERATE) | set(STATUS_DIFFERENCES)
+    assert not PROXY_CASES & listed
+    assert all(CASES[name]["error"] in PROXY_ERRORS for name in PROXY_CASES if name.startswith("invalid/"))
