@@ -15,12 +15,10 @@ Thread contract: every method is loop-thread only, except :meth:`client_disconne
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import socket
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .buffers import OutputPipe, RequestBody
 from .errors import RemoteProtocolError
@@ -77,6 +75,40 @@ _Job = Union[WSGIRequest, _ErrorReply]
 class Channel:
     """A client connection. Create on the loop thread right after ``accept()``."""
 
+    # Slots, not a __dict__: a server may hold 10,000 idle connections, and each one's
+    # size is the server's memory per connection.
+    __slots__ = (
+        "_context",
+        "socket",
+        "_listener",
+        "_remote_addr",
+        "_remote_port",
+        "_proxy_trusted",
+        "_preamble",
+        "_preamble_timer",
+        "state",
+        "_parser",
+        "_receiving",
+        "_continue_due",
+        "_ready",
+        "_active",
+        "_active_is_request",
+        "_peer_eof",
+        "_peer_gone",
+        "_interest",
+        "_linger_timer",
+        "_linger_bytes",
+        "last_activity",
+        "_created_at",
+        "_requests_started",
+        "_last_received_at",
+        "_last_sent_at",
+        "_head_started_at",
+        "_deadline",
+        "_deadline_at",
+        "_deadline_timer",
+    )
+
     def __init__(
         self,
         context: ChannelContext,
@@ -99,7 +131,9 @@ class Channel:
         self._parser = RequestParser(context.parser_limits)
         self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
         self._continue_due = False
-        self._ready: Deque[_Job] = deque()
+        # Requests waiting their turn; rarely more than one or two, so a list (a deque
+        # costs several hundred bytes per idle connection).
+        self._ready: list[_Job] = []
         self._active: Optional[OutputPipe] = None
         self._active_is_request = False  # the active pipe belongs to a submitted request
         self._peer_eof = False
@@ -115,7 +149,6 @@ class Channel:
         self._deadline = _Deadline.NONE
         self._deadline_at = 0.0
         self._deadline_timer: Any = None
-        self._notify_output = functools.partial(context.loop.call_soon_threadsafe, self._on_output)
         self._update_interest()
 
     # -- queries ---------------------------------------------------------------------------
@@ -142,7 +175,15 @@ class Channel:
 
     def _read(self) -> None:
         try:
-            data = self.socket.recv(self._context.recv_bytes)
+            # While a body streams in, read big blocks: every recv costs a trip through
+            # the parser in Python, and an upload is all data (recv_bytes still governs
+            # heads and idle connections).
+            size = (
+                self._context.body_recv_bytes
+                if self._parser.state is ParserState.BODY
+                else self._context.recv_bytes
+            )
+            data = self.socket.recv(size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -202,6 +243,10 @@ class Channel:
         if self._preamble is not None and self.state is ChannelState.OPEN:
             self._refuse_preamble("the PROXY protocol header was not received in time")
 
+    def _schedule_output(self) -> None:
+        """Any thread (a response's producer): bring the loop back to this channel."""
+        self._context.loop.call_soon_threadsafe(self._on_output)
+
     def _on_output(self) -> None:
         """A worker queued output (or finished). Scheduled via the loop's call queue."""
         if self.state is not ChannelState.CLOSED and self.state is not ChannelState.LINGERING:
@@ -217,7 +262,7 @@ class Channel:
                 progressed = self._parse()
             if self._active is None:
                 if self._ready:
-                    self._start(self._ready.popleft())
+                    self._start(self._ready.pop(0))
                     progressed = True
                 elif self._continue_due:
                     self._continue_due = False
@@ -316,7 +361,7 @@ class Channel:
         self._active = pipe = OutputPipe(
             context.outbuf_overflow,
             context.outbuf_high_watermark,
-            self._notify_output,
+            self._schedule_output,
         )
         self._requests_started += 1
         self._active_is_request = True
@@ -372,7 +417,7 @@ class Channel:
         self.last_activity = time.monotonic()
         if pipe.close_connection:
             self.state = ChannelState.CLOSING
-            self._ready.clear()  # pipelined requests after a closing response are dropped
+            self._release_requests()  # pipelined requests after a closing response are dropped
             self._close_gracefully()
             return False
         return True

@@ -73,6 +73,9 @@ class WorkerPool:
             daemon=True,
         )
         self._threads.add(thread)
+        # Idle from birth: counted now, so a job arriving before the thread first waits
+        # does not look like a queue no worker will take.
+        self._idle += 1
         thread.start()
 
     def submit(self, job: Callable[[], Any]) -> None:
@@ -107,9 +110,12 @@ class WorkerPool:
         jobs = self._jobs
         timeout: Optional[float] = None if permanent else self._idle_timeout
         current = threading.current_thread()
+        counted_idle = True  # _spawn_locked counted this worker idle already
         while True:
-            with self._lock:
-                self._idle += 1
+            if not counted_idle:
+                with self._lock:
+                    self._idle += 1
+            counted_idle = False
             try:
                 job = jobs.get(timeout=timeout)
             except queue.Empty:

@@ -40,6 +40,7 @@ _RESOURCE_ERRNOS = frozenset(
 _ACCEPT_BACKOFF_SECONDS = 0.5
 _ACCEPTS_PER_WAKE = 64
 _QUEUE_WARNING_INTERVAL_SECONDS = 10.0
+_BODY_RECV_BYTES = 256 * 1024
 
 
 class ChannelContext:
@@ -69,6 +70,7 @@ class ChannelContext:
             max_body_bytes=settings.max_request_body_size,
         )
         self.recv_bytes = settings.recv_bytes
+        self.body_recv_bytes = max(settings.recv_bytes, _BODY_RECV_BYTES)
         self.inbuf_overflow = settings.inbuf_overflow
         self.outbuf_overflow = settings.outbuf_overflow
         self.outbuf_high_watermark = settings.outbuf_high_watermark
