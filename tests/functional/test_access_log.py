@@ -42,12 +42,40 @@ def test_stdout(start_server, capsys):
     assert capsys.readouterr().out.splitlines() == ["GET /path 200"]
 
 
+class _RecordCounter(logging.Handler):
+    """Counts access records as they are emitted (after the file handler wrote them:
+    handlers run in the order they were added), so a test can wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count >= count, timeout=10)
+
+
 def test_file_survives_rotation(start_server, tmp_path):
     path = tmp_path / "access.log"
     server = start_server(hello, access_log=str(path), access_log_format="%(U)s")
-    request(server.address, b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n")
-    os.rename(path, tmp_path / "access.log.1")  # what logrotate does
-    request(server.address, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+    counter = _RecordCounter()
+    logger = logging.getLogger("waitress_like.access")
+    logger.addHandler(counter)
+    try:
+        request(server.address, b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n")
+        # The line is written by the worker just after the response went out.
+        assert counter.wait_for(1)
+        os.rename(path, tmp_path / "access.log.1")  # what logrotate does
+        request(server.address, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert counter.wait_for(2)
+    finally:
+        logger.removeHandler(counter)
     server.close()
     assert _lines(tmp_path / "access.log.1") == ["/before"]
     assert _lines(path) == ["/after"]
