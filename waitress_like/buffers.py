@@ -74,10 +74,6 @@ class RequestBody:
             return self._file
         return io.BytesIO(self._memory)
 
-    @property
-    def spilled(self) -> bool:
-        return self._file is not None
-
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -112,10 +112,6 @@ class EventLoop:
         except (KeyError, ValueError):
             pass  # already gone, or the socket was closed first
 
-    @property
-    def selector_name(self) -> str:
-        return type(self._selector).__name__
-
     # -- scheduling ----------------------------------------------------------------------
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Timer:

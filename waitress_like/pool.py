@@ -101,11 +101,6 @@ class WorkerPool:
         """Workers waiting for a job (approximate)."""
         return self._idle
 
-    @property
-    def busy_count(self) -> int:
-        """Workers running a job (approximate)."""
-        return len(self._threads) - self._idle
-
     def _work(self, permanent: bool) -> None:
         jobs = self._jobs
         timeout: Optional[float] = None if permanent else self._idle_timeout

@@ -20,7 +20,6 @@ __all__ = [
     "parse_status",
     "check_header",
     "status_has_no_body",
-    "frame_chunk",
     "http_date",
     "simple_response",
 ]
@@ -86,11 +85,6 @@ def check_header(name: object, value: object) -> str:
 def status_has_no_body(status_code: int) -> bool:
     """RFC 9110 6.4.1: 1xx, 204 and 304 responses never carry content."""
     return status_code < 200 or status_code == 204 or status_code == 304
-
-
-def frame_chunk(data: bytes) -> bytes:
-    """One chunk of a chunked body (RFC 9112 7.1). ``data`` must not be empty."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 _date_cache: tuple[int, str] = (0, "")
