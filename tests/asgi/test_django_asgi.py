@@ -1,8 +1,8 @@
 """Django's ASGI handler through the bridge over real sockets.
 
-Django's settings are process-global and ``tests/frameworks/test_django.py`` configures
-them for its WSGI tests; this module configures exactly the same project (same URLconf,
-that module's views) when it runs first, and reuses it otherwise. Django's handler does
+Django's settings are process-global: this module serves the project of
+``tests/frameworks/test_django.py`` (its URLconf and views), configured by that module's
+``configure_project()`` whichever module runs first. Django's handler does
 not do lifespan (it raises on that scope), so ``lifespan=auto`` carries on without it.
 """
 
@@ -12,32 +12,16 @@ import pytest
 
 pytest.importorskip("django")
 
-from django.conf import settings  # noqa: E402
-
 from tests.frameworks import contract  # noqa: E402
+from tests.frameworks.test_django import configure_project  # noqa: E402
 from tests.httpclient import request  # noqa: E402
 
 pytestmark = pytest.mark.frameworks
 
-URLCONF = "tests.frameworks.test_django"
-
 
 @pytest.fixture(scope="module")
 def django_asgi_app():
-    if not settings.configured:
-        # The same configuration as tests/frameworks/test_django.py, which asserts it.
-        settings.configure(
-            DEBUG=False,
-            ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF=URLCONF,
-            SECRET_KEY="waitress-like-tests-only",
-            INSTALLED_APPS=[],
-            MIDDLEWARE=[],
-            DATABASES={},
-            USE_TZ=True,
-            LOGGING_CONFIG=None,
-        )
-    assert settings.ROOT_URLCONF == URLCONF, "Django was configured for another project"
+    configure_project()
     from django.core.asgi import get_asgi_application
 
     return get_asgi_application()

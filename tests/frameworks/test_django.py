@@ -69,8 +69,12 @@ urlpatterns = [
 ]
 
 
-@pytest.fixture(scope="module")
-def django_app():
+def configure_project() -> None:
+    """Configure Django's process-wide settings for this module's project, once.
+
+    The ASGI tests (tests/asgi/test_django_asgi.py) serve the same project and call this
+    too, so whichever module runs first configures it and the other reuses it.
+    """
     if not settings.configured:
         settings.configure(
             DEBUG=False,
@@ -85,6 +89,11 @@ def django_app():
             LOGGING_CONFIG=None,
         )
     assert __name__ == settings.ROOT_URLCONF, "Django was configured elsewhere in this process"
+
+
+@pytest.fixture(scope="module")
+def django_app():
+    configure_project()
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
