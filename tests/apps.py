@@ -52,3 +52,19 @@ def status_app(status, body=b""):
         return [body]
 
     return app
+
+
+class BlockingApp:
+    """Answers "ok", but only once ``release`` is set (at most ``timeout_seconds``);
+    ``running`` is released as each call starts, so a test can count calls in progress."""
+
+    def __init__(self, timeout_seconds: float = 10) -> None:
+        self.running = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.timeout_seconds = timeout_seconds
+
+    def __call__(self, environ, start_response):
+        self.running.release()
+        self.release.wait(self.timeout_seconds)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]

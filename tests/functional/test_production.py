@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests import subprocess_server
-from tests.apps import hello
+from tests.apps import BlockingApp, hello
 from tests.httpclient import Connection, request
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
@@ -208,14 +208,9 @@ def test_concurrency_limit_answers_503_at_once(start_server):
 
 
 def test_task_queue_warning_is_rate_limited(start_server, caplog):
-    release = threading.Event()
-
-    def slow(environ, start_response):
-        release.wait(10)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    server = start_server(slow, threads=1)
+    app = BlockingApp()
+    release = app.release
+    server = start_server(app, threads=1)
     clients = [Connection(server.address) for _ in range(6)]
     try:
         for conn in clients:
@@ -249,15 +244,8 @@ def test_header_controls(start_server):
 
 
 def test_pool_grows_under_queued_load_and_shrinks_back(start_server):
-    running = threading.Semaphore(0)
-    release = threading.Event()
-
-    def blocking(environ, start_response):
-        running.release()
-        release.wait(10)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
+    blocking = BlockingApp()
+    running, release = blocking.running, blocking.release
     server = start_server(blocking, threads=2, max_threads=6, thread_idle_timeout=0.5)
     pool = server.server.pool
     clients = [Connection(server.address) for _ in range(6)]
@@ -287,15 +275,8 @@ def test_pool_grows_under_queued_load_and_shrinks_back(start_server):
 
 
 def test_fixed_pool_does_not_grow(start_server):
-    running = threading.Semaphore(0)
-    release = threading.Event()
-
-    def blocking(environ, start_response):
-        running.release()
-        release.wait(10)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
+    blocking = BlockingApp()
+    running, release = blocking.running, blocking.release
     server = start_server(blocking, threads=2)
     clients = [Connection(server.address) for _ in range(4)]
     try:
