@@ -33,6 +33,33 @@ _MAX_GATHER_ITEMS = 64
 _JOIN_BELOW_BYTES = 16 * 1024
 
 
+# Large files are paced: while one is sent, the kernel holds at most this many of its
+# bytes not yet transmitted (TCP_NOTSENT_LOWAT; Linux and macOS). Unpaced, one sendfile
+# call fills the whole send buffer (up to 4 MiB), and the kernel then transmits it piece by
+# piece as the reader's ACKs open the window a few KiB at a time; over loopback that work
+# runs on the reader's CPU. Paced, the bytes leave from our own
+# sendfile calls. Measured over loopback against wrk, which reads 8 KiB at a time, a 10 MiB
+# file went from about 125 to 260 requests/s, and the CPU time of server and reader
+# together fell from 1.0 s to 0.7 s per GB. The price is more wake-ups of the loop: one per
+# 32-96 KiB sent instead of one per MiB or so.
+_TCP_NOTSENT_LOWAT: int | None = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+_PACED_UNSENT_BYTES = 32 * 1024
+# A smaller file fits the send buffer in one or two calls; pacing it would only add syscalls.
+_PACE_FILES_FROM_BYTES = 1024 * 1024
+
+
+def _set_unsent_limit(sock: socket.socket, limit_bytes: int) -> bool:
+    """Set TCP_NOTSENT_LOWAT (0: the system default). False where it is not available."""
+    if _TCP_NOTSENT_LOWAT is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, limit_bytes)
+    except OSError:
+        # A Unix socket, or a platform that defines the name but not the option.
+        return False
+    return True
+
+
 class ClientDisconnected(OSError):
     """Raised in the worker when it writes a response the client will never receive."""
 
@@ -87,12 +114,14 @@ class FileRange:
     so the application may close its own file object as soon as it has handed this over.
     """
 
-    __slots__ = ("fd", "offset", "remaining")
+    __slots__ = ("fd", "offset", "remaining", "paced")
 
     def __init__(self, fd: int, offset: int, count: int) -> None:
         self.fd = fd
         self.offset = offset
         self.remaining = count
+        # True while this range holds the socket's unsent-bytes limit (see _set_unsent_limit).
+        self.paced = False
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -336,6 +365,8 @@ class OutputPipe:
         return sent == batch_bytes
 
     def _send_file_range_locked(self, sock: socket.socket, item: FileRange) -> bool:
+        if not item.paced and item.remaining >= _PACE_FILES_FROM_BYTES:
+            item.paced = _set_unsent_limit(sock, _PACED_UNSENT_BYTES)
         while item.remaining > 0:
             try:
                 sent = self._send_file_block(sock, item)
@@ -351,6 +382,9 @@ class OutputPipe:
             item.offset += sent
             item.remaining -= sent
             self._consumed_locked(sent)
+        if item.paced:
+            # Back to the system default for whatever this connection sends next.
+            _set_unsent_limit(sock, 0)
         item.close()
         self._items.popleft()
         return True
