@@ -81,6 +81,8 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
         "peak RSS MiB",
         "CPU %",
         "per CPU-s",
+        "client CPU %",
+        "per total CPU-s",
         "notes",
     )
     rows = [header]
@@ -100,11 +102,13 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
                     _number(None if peak is None else peak / KIB_PER_MIB),
                     _number(median.get("server_cpu_percent"), 0),
                     _number(median.get("per_server_cpu_second"), 0),
+                    _number(median.get("client_cpu_percent"), 0),
+                    _number(median.get("per_total_cpu_second"), 0),
                     _notes(scenario, cell),
                 )
             )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
-    right_aligned = {2, 4, 5, 6, 7, 8, 9}
+    right_aligned = {2, 4, 5, 6, 7, 8, 9, 10, 11}
     lines = []
     for row in rows:
         cells = [

@@ -7,6 +7,7 @@ tree (see memory.py).
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,11 @@ def _measure_idle(port: int, pid: int, idle_rss_kib: int, load: LoadSettings) ->
     return result
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(
     scenario: Scenario, spec: ServerSpec, launch: LaunchOptions, load: LoadSettings
 ) -> dict[str, Any]:
@@ -86,6 +92,7 @@ def measure(
     with running_server(spec, scenario.app, launch, many_connections) as server:
         idle_rss_kib = tree_rss_kib(server.pid)
         cpu_before = tree_cpu_seconds(server.pid)
+        client_cpu_before = _children_cpu_seconds()
         wall_before = time.monotonic()
         with RssSampler(server.pid) as sampler:
             if scenario.load == "wrk":
@@ -101,11 +108,18 @@ def measure(
         # files), throughput per server CPU-second still shows the server's own cost.
         cpu_seconds = tree_cpu_seconds(server.pid) - cpu_before
         wall_seconds = time.monotonic() - wall_before
+        # Every load generator is a child process that has been waited for by now, and
+        # the server (also a child) not yet: near 100% means the client set the pace.
+        client_cpu_seconds = _children_cpu_seconds() - client_cpu_before
     if wall_seconds > 0:
         result["server_cpu_percent"] = 100.0 * cpu_seconds / wall_seconds
+        result["client_cpu_percent"] = 100.0 * client_cpu_seconds / wall_seconds
     metric_value = result.get(scenario.metric)
     if cpu_seconds > 0 and isinstance(metric_value, (int, float)) and scenario.load != "idle":
         result["per_server_cpu_second"] = metric_value * wall_seconds / cpu_seconds
+        # Over loopback the kernel's TCP work lands on either side's CPU depending on who
+        # waits for whom, so the cost of server and client together is the fairer figure.
+        result["per_total_cpu_second"] = metric_value * wall_seconds / (cpu_seconds + client_cpu_seconds)
     peak_rss_kib = max(sampler.peak_kib, hwm_kib)
     result.update(
         idle_rss_kib=idle_rss_kib,
