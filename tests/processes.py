@@ -1,8 +1,12 @@
-"""Run waitress_like (or pserve, or a small script) in a real child process.
+"""Run waitress_like (or pserve, or a snippet of Python) in a real child process.
 
 The child logs ``Serving on http://HOST:PORT`` on stderr once it listens; the tests wait for
 that line (an event, not a sleep), speak raw HTTP to the port, then stop the child with a
 signal and check its exit status. Every wait is bounded.
+
+Tests that need a process of their own (signals, descriptor limits) run a snippet with
+:func:`python_snippet`; such a child exits by itself if the test runner dies, so an
+interrupted run never leaves a server behind.
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ def server_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "waitress_like", *arguments]
 
 
+# Runs first in every snippet child: ServerProcess gives the child a stdin pipe that only
+# closes when the parent closes it or dies.
+_EXIT_WITH_PARENT = """
+import os, sys, threading
+def _exit_when_parent_dies():
+    sys.stdin.read()
+    os._exit(70)
+threading.Thread(target=_exit_when_parent_dies, daemon=True).start()
+"""
+
+
+def python_snippet(code: str) -> list[str]:
+    """The command that runs ``code`` in a child Python which exits with its parent."""
+    return [sys.executable, "-c", _EXIT_WITH_PARENT + code]
+
+
 def run_command(
     arguments: Sequence[str], cwd: Optional[Path] = None, **popen: Any
 ) -> subprocess.CompletedProcess:
@@ -65,7 +85,8 @@ class ServerProcess:
         self.process = subprocess.Popen(
             list(arguments),
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            # A pipe nobody writes to: it closes when this process ends (see python_snippet).
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -135,5 +156,6 @@ class ServerProcess:
             self.process.kill()
             self.process.wait(STOP_TIMEOUT_SECONDS)
         self._reader.join(STOP_TIMEOUT_SECONDS)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        for stream in (self.process.stdin, self.process.stderr):
+            if stream is not None:
+                stream.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import re
 import signal
 import socket
 import threading
@@ -10,12 +11,11 @@ import time
 
 import pytest
 
-from tests import subprocess_server
 from tests.apps import BlockingApp, hello
 from tests.httpclient import Connection, request
+from tests.processes import ServerProcess, python_snippet
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SLOW_SERVER = """
 import sys, time, threading
@@ -31,31 +31,28 @@ serve(app, listen="127.0.0.1:0", threads=50, graceful_timeout=GRACE)
 """
 
 
-def _start_slow_server(grace: float):
-    return subprocess_server.start(SLOW_SERVER.replace("GRACE", str(grace)))
+STARTED = re.compile("^started$")
+SHUTTING_DOWN = re.compile("Shutting down")
 
 
-def _wait_for_line(process, text: str) -> str:
-    while True:
-        line = process.stderr.readline()
-        assert line, f"server exited before logging {text!r}"
-        if text in line:
-            return line
+def _slow_server(grace: float) -> ServerProcess:
+    return ServerProcess(python_snippet(SLOW_SERVER.replace("GRACE", str(grace))))
 
 
 def test_sigterm_drains_fifty_slow_requests():
-    process, address = _start_slow_server(grace=20)
     clients = []
-    try:
+    with _slow_server(grace=20) as server, contextlib.ExitStack() as open_connections:
+        address = server.wait_serving()
+        process = server.process
         for _ in range(50):
-            conn = Connection(address, timeout=20)
+            conn = open_connections.enter_context(Connection(address, timeout=20))
             conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Seconds: 2\r\n\r\n")
             clients.append(conn)
         for _ in range(50):
-            _wait_for_line(process, "started")
+            server.wait_line(STARTED)
         signalled_at = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        _wait_for_line(process, "Shutting down")
+        server.wait_line(SHUTTING_DOWN)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(address, timeout=5).close()
         for conn in clients:
@@ -64,27 +61,21 @@ def test_sigterm_drains_fifty_slow_requests():
             assert response.closes
         assert process.wait(20) == 0
         assert time.monotonic() - signalled_at < 20
-    finally:
-        for conn in clients:
-            conn.close()
-        subprocess_server.stop(process)
 
 
 def test_second_signal_stops_at_once():
-    process, address = _start_slow_server(grace=60)
-    try:
+    with _slow_server(grace=60) as server:
+        address = server.wait_serving()
         with Connection(address, timeout=20) as conn:
             conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Seconds: 30\r\n\r\n")
-            _wait_for_line(process, "started")
-            process.send_signal(signal.SIGTERM)
-            _wait_for_line(process, "Shutting down")
+            server.wait_line(STARTED)
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_line(SHUTTING_DOWN)
             stopped_at = time.monotonic()
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(10) is not None
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(10) is not None
             assert time.monotonic() - stopped_at < 10
             assert conn.read_all() == b""  # cut, not answered
-    finally:
-        subprocess_server.stop(process)
 
 
 def test_close_with_grace_finishes_requests_in_flight(start_server):

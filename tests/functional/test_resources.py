@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import resource
 import selectors
 import socket
 import threading
+from typing import Iterator
 
 import pytest
 
-from tests import subprocess_server
 from tests.httpclient import Connection
+from tests.processes import ServerProcess, python_snippet
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 CHUNK = b"z" * 65536
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOTAL_CHUNKS = 1024  # 64 MiB
 
 
@@ -61,6 +63,17 @@ def _raise_fd_limit(wanted: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+@contextlib.contextmanager
+def closing_all() -> Iterator[list[socket.socket]]:
+    """A list for client sockets, all closed on the way out, whatever happened."""
+    sockets: list[socket.socket] = []
+    try:
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 SERVER_CODE = """
 import resource, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -79,9 +92,8 @@ def test_holds_ten_thousand_connections():
         pytest.skip("select() is limited to FD_SETSIZE descriptors by design")
     count = 10_000
     _raise_fd_limit(count + 500)
-    process, address = subprocess_server.start(SERVER_CODE)
-    clients = []
-    try:
+    with ServerProcess(python_snippet(SERVER_CODE)) as server, closing_all() as clients:
+        address = server.wait_serving()
         for _ in range(count):
             clients.append(socket.create_connection(address))
         # Each client is served while all the others stay open.
@@ -95,11 +107,7 @@ def test_holds_ten_thousand_connections():
                 assert piece, "the server closed a connection it should hold"
                 data += piece
             assert data.startswith(b"HTTP/1.1 200 OK")
-        assert process.poll() is None
-    finally:
-        for sock in clients:
-            sock.close()
-        subprocess_server.stop(process)
+        assert server.process.poll() is None
 
 
 EMFILE_SERVER_CODE = """
@@ -121,20 +129,18 @@ def _cpu_seconds(pid: int) -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 def test_running_out_of_descriptors_backs_off_instead_of_spinning():
-    process, address = subprocess_server.start(EMFILE_SERVER_CODE)
-    clients = []
-    try:
+    with ServerProcess(python_snippet(EMFILE_SERVER_CODE)) as server, closing_all() as clients:
+        address = server.wait_serving()
         # More clients than the server has descriptors: accept() fails with EMFILE.
         for _ in range(80):
             clients.append(socket.create_connection(address))
-        line = process.stderr.readline()
-        assert "pausing new connections" in line, line
-        cpu_before = _cpu_seconds(process.pid)
+        server.wait_line(re.compile("pausing new connections"))
+        cpu_before = _cpu_seconds(server.process.pid)
         threading.Event().wait(1.0)  # a measurement window, not a wait for an event
-        assert _cpu_seconds(process.pid) - cpu_before < 0.5, "the server spins on accept()"
+        assert _cpu_seconds(server.process.pid) - cpu_before < 0.5, "the server spins on accept()"
         for sock in clients:
             sock.close()
-        clients = []
+        clients.clear()
         # Once descriptors are free again, new clients are served.
         with socket.create_connection(address, timeout=10) as sock:
             sock.sendall(GET)
@@ -144,10 +150,6 @@ def test_running_out_of_descriptors_backs_off_instead_of_spinning():
                 assert piece
                 data += piece
         assert data.startswith(b"HTTP/1.1 200 OK")
-    finally:
-        for sock in clients:
-            sock.close()
-        subprocess_server.stop(process)
 
 
 def test_writes_larger_than_the_watermark_do_not_hang(start_server):
