@@ -37,11 +37,11 @@ _JOIN_BELOW_BYTES = 16 * 1024
 # bytes not yet transmitted (TCP_NOTSENT_LOWAT; Linux and macOS). Unpaced, one sendfile
 # call fills the whole send buffer (up to 4 MiB), and the kernel then transmits it piece by
 # piece as the reader's ACKs open the window a few KiB at a time; over loopback that work
-# runs on the reader's CPU. Paced, the bytes leave from our own
-# sendfile calls. Measured over loopback against wrk, which reads 8 KiB at a time, a 10 MiB
-# file went from about 125 to 260 requests/s, and the CPU time of server and reader
-# together fell from 1.0 s to 0.7 s per GB. The price is more wake-ups of the loop: one per
-# 32-96 KiB sent instead of one per MiB or so.
+# runs on the reader's CPU. Paced, the bytes leave from our own sendfile calls. Measured
+# over loopback against wrk, which reads 8 KiB at a time, a 10 MiB file went from about
+# 125 to 260 requests/s, and the CPU time of server and reader together fell from 1.0 s
+# to 0.7 s per GB. The price is more wake-ups of the loop: one per 32-96 KiB sent instead
+# of one per MiB or so.
 _TCP_NOTSENT_LOWAT: int | None = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 _PACED_UNSENT_BYTES = 32 * 1024
 # A smaller file fits the send buffer in one or two calls; pacing it would only add syscalls.
