@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import signal
 import socket
@@ -78,12 +79,38 @@ def test_second_signal_stops_at_once():
             assert conn.read_all() == b""  # cut, not answered
 
 
+SIGNAL_FROM_A_WORKER = """
+import signal, threading
+from waitress_like import serve
+def app(environ, start_response):
+    # The signal hits this worker thread, not the main thread that runs the loop; then
+    # the app holds on, so no output wakes the loop either.
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    threading.Event().wait(60)
+serve(app, listen="127.0.0.1:0", cleanup_interval=600, request_head_timeout=600,
+      request_min_rate=0, graceful_timeout=0.5)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_a_signal_delivered_to_a_worker_thread_wakes_the_loop():
+    # The loop sleeps in select() with no timer due for ten minutes: only the signal's
+    # wakeup byte can wake it to run the handler.
+    with ServerProcess(python_snippet(SIGNAL_FROM_A_WORKER)) as server:
+        address = server.wait_serving()
+        with Connection(address, timeout=20) as conn:
+            conn.send(GET)
+            server.wait_line(SHUTTING_DOWN, timeout=15)
+            assert conn.read_all() == b""  # the grace period ran out: cut
+        assert server.process.wait(20) is not None
+
+
 def test_close_with_grace_finishes_requests_in_flight(start_server):
-    started = threading.Event()
+    started = threading.Semaphore(0)
     release = threading.Event()
 
     def slow(environ, start_response):
-        started.set()
+        started.release()
         release.wait(10)
         start_response("200 OK", [("Content-Length", "4")])
         return [b"done"]
@@ -93,8 +120,10 @@ def test_close_with_grace_finishes_requests_in_flight(start_server):
     idle.send(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")  # answered below, after release
     busy = Connection(server.address)
     try:
-        assert started.wait(5)
+        assert started.acquire(timeout=5)
         busy.send(GET)
+        # Both requests are in the application before the drain begins.
+        assert started.acquire(timeout=5)
         closer = threading.Thread(target=server.server.close, kwargs={"timeout": 10})
         closer.start()
         release.set()
@@ -198,18 +227,36 @@ def test_concurrency_limit_answers_503_at_once(start_server):
             assert refused.read_response().status == 200
 
 
+class _LogFlag(logging.Handler):
+    """Sets ``seen`` when a record containing ``text`` is logged (from any thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
 def test_task_queue_warning_is_rate_limited(start_server, caplog):
     app = BlockingApp()
     release = app.release
     server = start_server(app, threads=1)
+    handler = _LogFlag("Task queue depth")
+    logging.getLogger("waitress_like").addHandler(handler)
     clients = [Connection(server.address) for _ in range(6)]
     try:
         for conn in clients:
             conn.send(GET)
+        # Release only once requests queue behind the one the single worker holds.
+        assert handler.seen.wait(10)
         release.set()
         for conn in clients:
             assert conn.read_response().status == 200
     finally:
+        logging.getLogger("waitress_like").removeHandler(handler)
         for conn in clients:
             conn.close()
     warnings = [r for r in caplog.records if "Task queue depth" in r.getMessage()]
