@@ -167,6 +167,12 @@ class OutputPipe:
     :meth:`abort` discards everything when the connection dies. ``notify`` is called by
     the producer, outside the lock, whenever new output needs the loop's attention; it
     must be thread-safe (the channel passes a ``call_soon_threadsafe`` wrapper).
+
+    The hand-off cannot lose a wake-up: a write or finish notifies unless a notification
+    is already outstanding, and only :meth:`send_to` (under the lock) marks it consumed.
+    So the consumer must look at the pipe through :meth:`send_to` every time it is
+    notified (not by peeking at ``pending_bytes`` or ``finished``): then after every
+    change the producer makes, either it notifies or a ``send_to`` is still to come.
     """
 
     def __init__(
@@ -190,8 +196,10 @@ class OutputPipe:
         self.close_connection = False
         self.aborted = False
         self.sent_bytes = 0
-        # Set by the loop before the producer starts, read by the producer: the connection
-        # closes after this response (limits or shutdown), so its head says so.
+        # Set by the loop (before the producer starts, or when the server drains), read by
+        # the producer when it writes the head: the connection closes after this response,
+        # so the head says "Connection: close". A head already out cannot say it; the
+        # channel closes after the response all the same.
         self.last_response = False
 
     # -- producer (worker thread) --------------------------------------------------------
@@ -213,12 +221,18 @@ class OutputPipe:
         with self._lock:
             if self.aborted:
                 raise ClientDisconnected("the client has gone away")
+            appended = False
             for part in parts:
                 if part:
                     self._append_locked(part, may_spill=not finish)
+                    appended = True
             if finish:
                 self.finished = True
                 self.close_connection = close_connection
+            elif not appended:
+                # Nothing for the consumer to do (a HEAD body, a piece cut to nothing past
+                # Content-Length): no wake-up, and pending_bytes cannot have grown.
+                return
             notify = not self._notify_pending
             self._notify_pending = True
             if not finish:

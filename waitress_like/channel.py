@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 import logging
 import socket
-import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .buffers import OutputPipe, RequestBody
@@ -40,6 +39,11 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # before the final close, so a last error response is not destroyed by a TCP reset.
 _LINGER_SECONDS = 2.0
 _LINGER_MAX_BYTES = 256 * 1024
+# At the connection limit, a connection whose head or body began less than this long ago
+# is closed to make room only after every older one: clients that are not attacking send
+# their request within milliseconds of connecting, so a young connection is most likely
+# one whose request is on its way.
+_EVICTION_GRACE_SECONDS = 1.0
 
 
 class ChannelState(enum.Enum):
@@ -85,7 +89,6 @@ class Channel:
         "_remote_port",
         "_proxy_trusted",
         "_preamble",
-        "_preamble_timer",
         "state",
         "_parser",
         "_receiving",
@@ -104,6 +107,8 @@ class Channel:
         "_last_received_at",
         "_last_sent_at",
         "_head_started_at",
+        "_progress_started_at",
+        "_progress_bytes",
         "_deadline",
         "_deadline_at",
         "_deadline_timer",
@@ -126,7 +131,6 @@ class Channel:
         # Trust is decided once, from the real peer; a PROXY header only renames the client.
         self._proxy_trusted = context.proxy.is_trusted(self._remote_addr, listener.is_unix)
         self._preamble = context.proxy.preamble_reader(self._proxy_trusted)
-        self._preamble_timer: Any = None
         self.state = ChannelState.OPEN
         self._parser = RequestParser(context.parser_limits)
         self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
@@ -141,15 +145,22 @@ class Channel:
         self._interest = 0
         self._linger_timer: Any = None
         self._linger_bytes = 0
-        self.last_activity = self._created_at = time.monotonic()
+        self.last_activity = self._created_at = now = context.loop.time()
         self._requests_started = 0
-        self._last_received_at = self.last_activity
-        self._last_sent_at = self.last_activity
-        self._head_started_at: Optional[float] = None
+        self._last_received_at = now
+        self._last_sent_at = now
+        # The first head's deadline runs from accept, so a client that connects and never
+        # sends a byte (or a PROXY header, or half a head) is cut like a slowloris.
+        self._head_started_at: Optional[float] = now
+        # Bytes received since the current head or body began (at _progress_started_at),
+        # for request_min_rate and for choosing whom to close at the connection limit.
+        self._progress_started_at = now
+        self._progress_bytes = 0
         self._deadline = _Deadline.NONE
         self._deadline_at = 0.0
         self._deadline_timer: Any = None
         self._update_interest()
+        self._update_deadline()
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -196,7 +207,8 @@ class Channel:
             self._peer_gone = True
             self._drop_partial_request()
         else:
-            self.last_activity = self._last_received_at = time.monotonic()
+            self.last_activity = self._last_received_at = self._context.loop.time()
+            self._progress_bytes += len(data)
             if self._preamble is not None:
                 data = self._read_preamble(data)
             self._parser.feed(data)
@@ -215,15 +227,8 @@ class Channel:
             self._refuse_preamble(str(error))
             return b""
         if not isinstance(header, ProxyHeader):
-            if self._preamble_timer is None:  # bounded like a request head, from its first byte
-                self._preamble_timer = self._context.loop.call_later(
-                    self._context.request_head_timeout, self._preamble_expired
-                )
-            return b""
+            return b""  # incomplete: bounded by the head deadline, which runs from accept
         self._preamble = None
-        if self._preamble_timer is not None:
-            self._preamble_timer.cancel()
-            self._preamble_timer = None
         if header.version is not None:
             if not self._proxy_trusted:
                 self._refuse_preamble("PROXY protocol header from a peer that is not a trusted proxy")
@@ -237,11 +242,6 @@ class Channel:
         if self._context.log_socket_errors:
             log.info("closing connection from %s: %s", self._remote_addr, reason)
         self.close()
-
-    def _preamble_expired(self) -> None:
-        self._preamble_timer = None
-        if self._preamble is not None and self.state is ChannelState.OPEN:
-            self._refuse_preamble("the PROXY protocol header was not received in time")
 
     def _schedule_output(self) -> None:
         """Any thread (a response's producer): bring the loop back to this channel."""
@@ -296,6 +296,7 @@ class Channel:
                 break
             if isinstance(event, RequestHead):
                 self._head_started_at = None
+                self._begin_progress(self._last_received_at)
                 self._receiving = (event, RequestBody(self._context.inbuf_overflow))  # type: ignore[arg-type]
                 self._continue_due = event.expect_continue  # type: ignore[union-attr]
             elif isinstance(event, BodyChunk):
@@ -322,12 +323,18 @@ class Channel:
         if parser.state is ParserState.HEAD and self._head_started_at is None:
             # The deadline runs from the head's first byte, which came with the last recv.
             self._head_started_at = self._last_received_at
+            self._begin_progress(self._last_received_at)
         if parser.state is ParserState.DONE or (self._peer_eof and self._receiving is None):
             # No further request can come: the last one asked to close, or the client
             # has stopped sending.
             self.state = ChannelState.CLOSING
             queued = True
         return queued
+
+    def _begin_progress(self, started_at: float) -> None:
+        """A head or body begins: measure its rate from here (bytes already buffered count)."""
+        self._progress_started_at = started_at
+        self._progress_bytes = self._parser.buffered_byte_count()
 
     def _protocol_error(self, error: RemoteProtocolError) -> None:
         """Bad bytes: answer after the responses already queued, then close."""
@@ -385,7 +392,10 @@ class Channel:
             and self._requests_started >= context.max_requests_per_connection
         ):
             return True
-        if context.max_connection_age and time.monotonic() - self._created_at >= context.max_connection_age:
+        if (
+            context.max_connection_age
+            and context.loop.time() - self._created_at >= context.max_connection_age
+        ):
             return True
         return context.draining
 
@@ -398,10 +408,10 @@ class Channel:
         """Send what the active response has queued. True if it is complete and sent."""
         pipe = self._active
         assert pipe is not None
-        if not pipe.pending_bytes and not pipe.finished:
-            # Nothing queued yet (read without the lock: if the worker writes now, its
-            # notification brings us back here).
-            return False
+        # Always through send_to, even when nothing seems queued: it is the consumer's one
+        # look at the pipe, taken under the pipe's lock, and it re-arms the producer's
+        # notification. Peeking without it could miss a write made just after the peek
+        # whose notification was already spent (a lost wake-up).
         sent_before = pipe.sent_bytes
         try:
             pipe.send_to(self.socket)
@@ -409,12 +419,12 @@ class Channel:
             self._connection_lost(error)
             return False
         if pipe.sent_bytes != sent_before:
-            self._last_sent_at = time.monotonic()
+            self._last_sent_at = self._context.loop.time()
         if not pipe.done:
             return False
         self._active = None
         self._end_request()
-        self.last_activity = time.monotonic()
+        self.last_activity = self._context.loop.time()
         if pipe.close_connection:
             self.state = ChannelState.CLOSING
             self._release_requests()  # pipelined requests after a closing response are dropped
@@ -424,11 +434,14 @@ class Channel:
 
     def _update_interest(self) -> None:
         events = 0
+        # Read while the parser may take more: it bounds a partial head or trailer section
+        # itself (431 past max_request_header_size), and body bytes leave its buffer as
+        # they arrive. With max_ready_requests queued the parser is not asked for events,
+        # so reading stops and pipelined bytes wait in the kernel.
         if (
             self.state is ChannelState.OPEN
             and not self._peer_eof
             and len(self._ready) < self._context.max_ready_requests
-            and self._parser.buffered_byte_count() < self._context.max_buffered_bytes
         ):
             events = EVENT_READ
         if self._active is not None and self._active.pending_bytes:
@@ -439,7 +452,7 @@ class Channel:
         if events == self._interest:
             return
         if events & EVENT_WRITE and not self._interest & EVENT_WRITE:
-            self._last_sent_at = time.monotonic()  # the send clock starts when we must wait
+            self._last_sent_at = self._context.loop.time()  # the send clock starts when we must wait
         loop = self._context.loop
         if not events:
             loop.unregister(self.socket)
@@ -450,17 +463,22 @@ class Channel:
         self._interest = events
 
     def drain(self) -> bool:
-        """Loop thread, at shutdown: close now if idle (True), else after the response
-        in progress (the server's draining flag marks it as the last one)."""
+        """Loop thread, at shutdown. True if the channel needs no waiting for.
+
+        Only a request already handed to the application is waited for: its response
+        ends with Connection: close (or the connection closes after it), so the client
+        retries elsewhere. Idle and half-received connections, and requests still queued
+        behind the one in service, are dropped at once: nothing was promised to them.
+        """
         if self.state is ChannelState.LINGERING:
             return True
-        if self._active is None and not self._ready and not self._parser.buffered_byte_count():
-            self._close_gracefully()
+        if not self._active_is_request:
+            self.close()
             return True
-        # Requests not started yet are not served; the response in progress ends with
-        # Connection: close (or the connection closes after it), so the client retries.
         self._release_requests()
         self.state = ChannelState.CLOSING
+        if self._active is not None:
+            self._active.last_response = True  # its head, if not yet out, says so
         return False
 
     # -- deadlines -------------------------------------------------------------------------
@@ -472,15 +490,23 @@ class Channel:
         a blocked send), and an armed timer is reused when the deadline moves later.
         """
         context = self._context
+        parser_state = self._parser.state
         if self._interest & EVENT_WRITE:
             kind = _Deadline.SEND
             deadline_at = self._last_sent_at + context.send_timeout
-        elif self._interest & EVENT_READ and self._parser.state is ParserState.HEAD:
+        elif self._interest & EVENT_READ and (
+            parser_state is ParserState.HEAD
+            or (parser_state is ParserState.IDLE and self._head_started_at is not None)
+        ):
+            # IDLE with a start time: the connection's first head, not begun yet.
             kind = _Deadline.HEAD
-            deadline_at = (self._head_started_at or self._last_received_at) + context.request_head_timeout
-        elif self._interest & EVENT_READ and self._parser.state is ParserState.BODY:
+            started_at = self._head_started_at or self._last_received_at
+            deadline_at = min(started_at + context.request_head_timeout, self._min_rate_deadline())
+        elif self._interest & EVENT_READ and parser_state is ParserState.BODY:
             kind = _Deadline.BODY
-            deadline_at = self._last_received_at + context.request_body_timeout
+            deadline_at = min(
+                self._last_received_at + context.request_body_timeout, self._min_rate_deadline()
+            )
         elif self._interest & EVENT_READ and self._active is None and not self._ready:
             kind = _Deadline.IDLE
             deadline_at = self.last_activity + context.keepalive_timeout
@@ -496,8 +522,49 @@ class Channel:
             if timer is not None:
                 timer.cancel()
             self._deadline_timer = context.loop.call_later(
-                deadline_at - time.monotonic(), self._check_deadline
+                deadline_at - context.loop.time(), self._check_deadline
             )
+
+    def _min_rate_deadline(self) -> float:
+        """When the head or body in progress falls below request_min_rate (inf: never).
+
+        As mod_reqtimeout's MinRate: a grace period, then one more second for every
+        ``request_min_rate`` bytes received since the head or body began.
+        """
+        context = self._context
+        if not context.request_min_rate:
+            return float("inf")
+        return (
+            self._progress_started_at
+            + context.request_min_rate_grace
+            + self._progress_bytes / context.request_min_rate
+        )
+
+    def eviction_rank(self, now: float) -> Optional[tuple[float, ...]]:
+        """Loop thread: how readily this connection gives up its slot at the connection
+        limit (the lowest rank goes first), or None if it is being served.
+
+        In order: connections lingering after their last response, idle keep-alive ones
+        (longest idle first), heads and bodies arriving for longer than the rate grace
+        (slowest average first), then younger ones (oldest first), which a real client
+        has usually not had time to send on yet.
+        """
+        if self.state is ChannelState.LINGERING:
+            return (0.0, self.last_activity)
+        if self.state is not ChannelState.OPEN or self._active is not None or self._ready:
+            return None
+        if self._head_started_at is None and self._parser.state is ParserState.IDLE:
+            return (1.0, self.last_activity)
+        elapsed = now - self._progress_started_at
+        if elapsed < _EVICTION_GRACE_SECONDS:
+            return (3.0, self._progress_started_at)
+        return (2.0, self._progress_bytes / elapsed, self._progress_started_at)
+
+    def evict(self) -> None:
+        """Loop thread: give up the slot for a newer connection (see eviction_rank)."""
+        if self._context.log_socket_errors and self.state is ChannelState.OPEN:
+            log.debug("closing connection from %s to make room at the connection limit", self._remote_addr)
+        self.close()
 
     def _check_deadline(self) -> None:
         """Timer callback: act on an expired deadline, or re-arm for a later one."""
@@ -506,12 +573,16 @@ class Channel:
             return
         if self._deadline is _Deadline.NONE:
             return
-        remaining = self._deadline_at - time.monotonic()
+        remaining = self._deadline_at - self._context.loop.time()
         if remaining > 0:
             self._deadline_timer = self._context.loop.call_later(remaining, self._check_deadline)
             return
         kind = self._deadline
         self._deadline = _Deadline.NONE
+        if self._preamble is not None:
+            # Still inside a PROXY protocol header: a proxy, not a client, so no response.
+            self._refuse_preamble("the PROXY protocol header was not received in time")
+            return
         if self._context.log_socket_errors and kind is not _Deadline.IDLE:
             log.info("closing connection from %s: %s timed out", self._remote_addr, kind.value)
         if kind is _Deadline.SEND:

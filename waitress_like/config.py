@@ -574,8 +574,18 @@ SETTINGS: tuple[Setting, ...] = (
             "(the argument of ``listen()``).",
             "listening"),
     Setting("connection_limit", _at_least_one, 100,
-            "Stop accepting connections while this many are open. Each one uses a file "
-            "descriptor, plus one per buffer spilled to a temporary file.",
+            "The most connections open at once. At the limit a new connection takes the "
+            "place of the open one that has made the least progress and is not being "
+            "served (an idle keep-alive connection first, then the slowest request head "
+            "or body); only when every connection is being served does the server stop "
+            "accepting until one closes. Each connection uses a file descriptor, plus one "
+            "per buffer spilled to a temporary file.",
+            "listening"),
+    Setting("connection_limit_per_address", _at_least_zero, 0,
+            "The most connections open at once from one peer address (0: no cap). A "
+            "connection over the cap is answered 503 and closed. The address is the TCP "
+            "peer's, before any PROXY header or forwarding field, so leave this at 0 "
+            "behind a proxy or load balancer, where every client shares its address.",
             "listening"),
     # threads
     Setting("threads", _at_least_one, 4,
@@ -670,8 +680,20 @@ SETTINGS: tuple[Setting, ...] = (
             "timeouts"),
     Setting("request_head_timeout", _seconds, 30,
             "Seconds a client has to send a complete request head (request line and "
-            "header fields) once its first byte has arrived; on expiry it is answered "
-            "408 and the connection is closed. Protects against slowloris clients.",
+            "header fields), counted from accept for a connection's first request and "
+            "from the head's first byte for later ones; on expiry it is answered 408 "
+            "and the connection is closed. Protects against slowloris clients.",
+            "timeouts"),
+    Setting("request_min_rate", _at_least_zero, 500,
+            "Bytes per second a request head or body must average, from its start, once "
+            "it has been arriving for request_min_rate_grace seconds (0: no minimum); "
+            "below it the client is answered 408 and the connection is closed, as with "
+            "Apache's mod_reqtimeout MinRate. One byte every few seconds then no longer "
+            "keeps a connection alive.",
+            "timeouts"),
+    Setting("request_min_rate_grace", _seconds, 10,
+            "Seconds a request head or body may take before request_min_rate applies; "
+            "after that, every request_min_rate bytes received earn one more second.",
             "timeouts"),
     Setting("request_body_timeout", _seconds, 60,
             "Seconds a request body may stall (no byte received) before the connection "

@@ -81,12 +81,23 @@ class _Waker:
 
 
 class EventLoop:
-    """A single-threaded I/O loop with timers and a thread-safe call queue."""
+    """A single-threaded I/O loop with timers and a thread-safe call queue.
 
-    def __init__(self) -> None:
-        # Looked up at construction time, not import time, so that the test suite can run
-        # everything once more on the select() selector, as Windows does.
-        self._selector = selectors.DefaultSelector()
+    ``selector_factory`` makes the selector (default: ``selectors.DefaultSelector``, looked
+    up when the loop is made); ``clock`` is the monotonic clock every deadline is measured
+    on (default: ``time.monotonic``). Both are passed in so tests can run the loop on the
+    select() selector, as on Windows, and drive deadlines on a fake clock.
+    """
+
+    def __init__(
+        self,
+        selector_factory: Callable[[], selectors.BaseSelector] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._selector = (selector_factory or selectors.DefaultSelector)()
+        #: Any thread: the loop's clock, in seconds (monotonic). Channels and the server
+        #: measure every deadline with it, never with ``time`` directly.
+        self.time = clock
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_sequence = itertools.count()
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
@@ -116,7 +127,7 @@ class EventLoop:
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Timer:
         """Loop-thread only: run ``callback`` on the loop after ``delay_seconds``."""
-        timer = Timer(time.monotonic() + delay_seconds, callback)
+        timer = Timer(self.time() + delay_seconds, callback)
         heapq.heappush(self._timers, (timer.when, next(self._timer_sequence), timer))
         return timer
 
@@ -130,6 +141,18 @@ class EventLoop:
                 return
             self._wake_pending = True
         self._waker.wake()
+
+    def wakeup_fileno(self) -> int:
+        """The descriptor for ``signal.set_wakeup_fd``: a byte written there wakes the loop.
+
+        A process-directed signal may be delivered to any thread. Python runs its handler
+        on the main thread only, and only once that thread runs bytecode again; if the
+        main thread is this loop, blocked in select(), nothing would wake it until a timer
+        fell due. With this descriptor as the wakeup fd, the C-level handler writes a byte
+        to the waker whichever thread the signal hit, select() returns, and the Python
+        handler runs at once.
+        """
+        return self._waker.writer.fileno()
 
     def call_soon_from_signal(self, callback: Callable[..., Any], *args: Any) -> None:
         """For signal handlers: like :meth:`call_soon_threadsafe`, but takes no lock.
@@ -177,7 +200,7 @@ class EventLoop:
             return 0
         if not self._timers:
             return None
-        return max(0.0, self._timers[0][0] - time.monotonic())
+        return max(0.0, self._timers[0][0] - self.time())
 
     def _run_calls(self) -> None:
         with self._wake_lock:
@@ -195,7 +218,7 @@ class EventLoop:
                 log.exception("unexpected error in loop callback %r", callback)
 
     def _run_due_timers(self) -> None:
-        now = time.monotonic()
+        now = self.time()
         timers = self._timers
         while timers and timers[0][0] <= now:
             timer = heapq.heappop(timers)[2]

@@ -14,10 +14,10 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any, Callable, Optional
 
 from .accesslog import AccessLog
+from .admission import ConnectionTable
 from .asgi import resolve_application
 from .buffers import OutputPipe
 from .channel import Channel
@@ -26,6 +26,7 @@ from .listeners import Listener, bind_listeners, inherited_sockets, systemd_list
 from .loop import EVENT_READ, EventLoop
 from .pool import WorkerPool
 from .protocol import ParserLimits
+from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
 from .wsgi import WSGIGateway, WSGIRequest
 
@@ -38,6 +39,9 @@ _RESOURCE_ERRNOS = frozenset(
     getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM") if hasattr(errno, name)
 )
 _ACCEPT_BACKOFF_SECONDS = 0.5
+# At the limit with every connection being served, look again this often for one that
+# can make room (a connection becoming idle does not tell the server).
+_FULL_RETRY_SECONDS = 0.25
 _ACCEPTS_PER_WAKE = 64
 _QUEUE_WARNING_INTERVAL_SECONDS = 10.0
 _BODY_RECV_BYTES = 256 * 1024
@@ -87,13 +91,13 @@ class ChannelContext:
         self.requests_in_service = 0
         self.request_head_timeout = settings.request_head_timeout
         self.request_body_timeout = settings.request_body_timeout
+        self.request_min_rate = settings.request_min_rate
+        self.request_min_rate_grace = settings.request_min_rate_grace
         self.send_timeout = settings.send_timeout
         self.log_socket_errors = settings.log_socket_errors
         # Requests parsed ahead of the one in service. At least one, so a client closing
         # its side is noticed while its request runs (client_disconnected).
         self.max_ready_requests = max(1, settings.channel_request_lookahead)
-        # Unparsed pipelined bytes held per channel before the channel stops reading.
-        self.max_buffered_bytes = max(settings.recv_bytes, 65536)
 
 
 class _Acceptor:
@@ -148,7 +152,7 @@ class Server:
             settings, self.loop, self._submit, self._channel_closed, self._at_capacity, proxy=proxy
         )
         self._queue_warning_at = 0.0
-        self.channels: set[Channel] = set()
+        self.channels = ConnectionTable(settings.connection_limit, settings.connection_limit_per_address)
         self._acceptors = [_Acceptor(self, listener) for listener in listeners]
         self._accepting = False
         self._accept_paused_until = 0.0
@@ -246,7 +250,6 @@ class Server:
         with self._run_lock:
             self._closing = True
         self.context.draining = True
-        self.gateway.draining = True
         self._pause_accepting()
         for listener in self.listeners:
             listener.close()
@@ -314,7 +317,7 @@ class Server:
         # As waitress: only jobs beyond the idle workers are really waiting.
         depth = self.pool.queued_count - self.pool.idle_count
         if depth > 0:
-            now = time.monotonic()
+            now = self.loop.time()
             # waitress logs this on every queued request; once every interval is enough
             # to be noticed without flooding the log under load.
             if now >= self._queue_warning_at:
@@ -328,6 +331,12 @@ class Server:
 
     def _accept(self, listener: Listener) -> None:
         for _ in range(_ACCEPTS_PER_WAKE):
+            victim = None
+            if self.channels.full:
+                victim = self.channels.victim(self.loop.time())
+                if victim is None:
+                    self._pause_while_full()
+                    return
             try:
                 sock, peer = listener.socket.accept()
             except (BlockingIOError, InterruptedError):
@@ -340,17 +349,25 @@ class Server:
                         _ACCEPT_BACKOFF_SECONDS,
                     )
                     self._pause_accepting()
-                    self._accept_paused_until = time.monotonic() + _ACCEPT_BACKOFF_SECONDS
+                    self._accept_paused_until = self.loop.time() + _ACCEPT_BACKOFF_SECONDS
                     self.loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_after_backoff)
                     return
                 # ECONNABORTED and friends: that one client gave up; take the next.
                 continue
+            if victim is not None:
+                victim.evict()
             self._open_channel(sock, peer, listener)
-            if len(self.channels) >= self.settings.connection_limit:
-                self._pause_accepting()
-                return
+
+    def _pause_while_full(self) -> None:
+        """Every connection is being served: leave newcomers in the backlog for a while."""
+        self._pause_accepting()
+        self.loop.call_later(_FULL_RETRY_SECONDS, self._resume_after_backoff)
 
     def _open_channel(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
+        address = "" if listener.is_unix else peer[0]
+        if self.channels.address_full(address):
+            _refuse_over_address_cap(sock, self.context.ident)
+            return
         try:
             sock.setblocking(False)
             if not listener.is_unix:
@@ -360,7 +377,7 @@ class Server:
             sock.close()
             return
         channel = Channel(self.context, sock, peer, listener)
-        self.channels.add(channel)
+        self.channels.add(channel, address)
 
     def _channel_closed(self, channel: Channel) -> None:
         self.channels.discard(channel)
@@ -371,12 +388,13 @@ class Server:
             not self._accepting
             and not self._closing
             and len(self.channels) < self.settings.connection_limit
-            and time.monotonic() >= self._accept_paused_until
+            and self.loop.time() >= self._accept_paused_until
         ):
             self._resume_accepting()
 
     def _resume_after_backoff(self) -> None:
-        if not self._closing and len(self.channels) < self.settings.connection_limit:
+        # At the limit too: the next accept looks for a connection to make room.
+        if not self._closing and not self.context.draining:
             self._resume_accepting()
 
     def _resume_accepting(self) -> None:
@@ -399,11 +417,26 @@ class Server:
 
     def _cleanup(self) -> None:
         """Close channels idle for longer than channel_timeout; never one in service."""
-        cutoff = time.monotonic() - self.settings.channel_timeout
+        cutoff = self.loop.time() - self.settings.channel_timeout
         for channel in list(self.channels):
             if not channel.in_service and channel.last_activity < cutoff:
                 channel.close()
         self._schedule_cleanup()
+
+
+def _refuse_over_address_cap(sock: socket.socket, ident: str) -> None:
+    """A peer over connection_limit_per_address: a best-effort 503, then close.
+
+    One non-blocking send: a fresh socket's buffer holds the short response, and if it
+    does not (or the peer is gone) the close alone says no.
+    """
+    try:
+        sock.setblocking(False)
+        sock.send(simple_response(503, "Too many connections from your address", ident, close=True))
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def run_until_signalled(server: Server) -> bool:
@@ -423,12 +456,16 @@ def run_until_signalled(server: Server) -> bool:
             server.loop.call_soon_from_signal(server._force_stop)
 
     previous = {}
+    previous_wakeup_fd = None
     if threading.current_thread() is threading.main_thread():
         for signum in signals:
             previous[signum] = signal.signal(signum, on_signal)
+        previous_wakeup_fd = signal.set_wakeup_fd(server.loop.wakeup_fileno(), warn_on_full_buffer=False)
     try:
         server.run()
     finally:
+        if previous_wakeup_fd is not None:
+            signal.set_wakeup_fd(previous_wakeup_fd)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return server.drained_cleanly

@@ -166,9 +166,6 @@ class WSGIGateway:
         self.date_header = date_header
         self.default_headers = default_headers
         self._default_header_names = frozenset(name.lower() for name, _ in default_headers)
-        # Set (any thread) when the server starts draining: responses whose head is not
-        # out yet say "Connection: close".
-        self.draining = False
         # An AccessLog, or None when access logging is off (then it costs nothing).
         self.access_log: Any = None
         self.url_prefix = url_prefix
@@ -337,7 +334,7 @@ class _Response:
         self.headers: list[tuple[str, str]] = []
         self.content_length: Optional[int] = None
         self.framing = _Framing.LENGTH
-        self.close_connection = not request.head.keep_alive or pipe.last_response
+        self.close_connection = not request.head.keep_alive
         self.body_bytes = 0
         self.logged_status = 0  # what the access log records when it is not status_code
         self.app_sets: set[str] = set()  # "date"/"server" when the application sent its own
@@ -509,7 +506,8 @@ class _Response:
             self.framing = _Framing.UNTIL_CLOSE
             self.close_connection = True
         gateway = self.gateway
-        if gateway.draining:
+        if self.pipe.last_response:
+            # The channel will read nothing more (limits, or the server drains): say so.
             self.close_connection = True
         lines = ["HTTP/%d.%d %s\r\n" % (version[0], version[1], self.status)]
         for name, value in self.headers:

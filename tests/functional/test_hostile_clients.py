@@ -79,7 +79,8 @@ def test_slowloris_clients_are_cut_and_a_fresh_client_is_served(start_server):
         assert time.monotonic() - started < 8
         for trickler in slow:
             assert trickler.closed_by_server.wait(10)
-            assert trickler.received.startswith(b"HTTP/1.1 408 ")
+            # Cut at its deadline (408), or closed at once to make room for the client.
+            assert trickler.received == b"" or trickler.received.startswith(b"HTTP/1.1 408 ")
     finally:
         for trickler in slow:
             trickler.finish()

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import waitress_like
-from tests.apps import hello
+from tests.apps import BlockingApp, hello
 from tests.httpclient import Connection, request
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
@@ -36,23 +36,68 @@ def test_several_listeners(start_server):
         assert request(address, GET).body == b"hello"
 
 
-def test_connection_limit_stops_accepting_and_resumes(start_server):
+def test_at_the_connection_limit_a_newcomer_replaces_the_longest_idle_connection(start_server):
     server = start_server(hello, connection_limit=2)
     first = Connection(server.address)
     second = Connection(server.address)
-    for conn in (first, second):
-        conn.send(GET)
-        assert conn.read_response().status == 200
-    # A third client connects (the kernel backlog holds it) but is not served yet.
-    third = Connection(server.address, timeout=0.5)
-    third.send(GET)
-    with pytest.raises(socket.timeout):
-        third.read_response()
-    first.close()  # below the limit again: the waiting client is accepted and served
-    third.sock.settimeout(10)
-    assert third.read_response().status == 200
-    second.close()
-    third.close()
+    try:
+        for conn in (first, second):
+            conn.send(GET)
+            assert conn.read_response().status == 200
+        # Both are idle keep-alive connections: a third client is served at once, in the
+        # place of the one idle the longest.
+        with Connection(server.address) as third:
+            third.send(GET)
+            assert third.read_response().status == 200
+        assert first.read_all() == b""
+        second.send(GET)
+        assert second.read_response().status == 200
+    finally:
+        first.close()
+        second.close()
+
+
+def test_at_the_connection_limit_with_every_connection_served_newcomers_wait(start_server):
+    app = BlockingApp()
+    server = start_server(app, connection_limit=2)
+    busy = [Connection(server.address) for _ in range(2)]
+    try:
+        for conn in busy:
+            conn.send(GET)
+        for _ in busy:
+            assert app.running.acquire(timeout=10)
+        # A third client connects (the kernel backlog holds it) but is not served yet:
+        # nobody can make room.
+        third = Connection(server.address, timeout=0.5)
+        third.send(GET)
+        with pytest.raises(socket.timeout):
+            third.read_response()
+        app.release.set()
+        third.sock.settimeout(10)
+        assert third.read_response().status == 200
+        third.close()
+        for conn in busy:
+            assert conn.read_response().status == 200
+    finally:
+        app.release.set()
+        for conn in busy:
+            conn.close()
+
+
+def test_connections_over_the_per_address_cap_are_answered_503(start_server):
+    server = start_server(hello, connection_limit_per_address=2)
+    held = [Connection(server.address) for _ in range(2)]
+    try:
+        for conn in held:
+            conn.send(GET)
+            assert conn.read_response().status == 200
+        with Connection(server.address) as third:
+            response = third.read_response()
+            assert response.status == 503
+            assert response.closes
+    finally:
+        for conn in held:
+            conn.close()
 
 
 def test_idle_channels_are_closed_after_channel_timeout(start_server):
