@@ -18,13 +18,11 @@ connection at most (the parser then stays in its error state), so its extra pass
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from ..errors import RemoteProtocolError
 from .events import Fields, RequestHead
-
-if TYPE_CHECKING:
-    from .request import ParserLimits
+from .limits import ParserLimits
 
 __all__ = [
     "TCHAR_BYTES",
