@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from wsgiref.validate import validator
 
+import pytest
+
 from tests.apps import EchoApp
-from tests.httpclient import request
+from tests.httpclient import Connection, request
 
 
 class Recorder:
@@ -45,3 +47,29 @@ def test_options_asterisk_under_a_url_prefix(start_server):
     assert response.status == 200, response
     seen = json.loads(response.body)
     assert (seen["SCRIPT_NAME"], seen["PATH_INFO"], seen["RAW_URI"]) == ("/app", "", "*")
+
+
+def test_a_higher_minor_version_is_served_as_http11(start_server):
+    """RFC 9110 2.5: HTTP/1.2 is processed as HTTP/1.1, the highest 1.x we implement; the
+    response carries HTTP/1.1 (the version we speak), and so does the environ."""
+    echo = EchoApp()
+    server = start_server(echo)
+    with Connection(server.address) as connection:
+        for path in ("/first", "/second"):  # persistent by default, as in HTTP/1.1
+            connection.send(f"GET {path} HTTP/1.2\r\nHost: x\r\n\r\n".encode())
+            response = connection.read_response()
+            assert (response.version, response.status) == ("HTTP/1.1", 200), response
+            assert not response.closes
+    assert [(call["PATH_INFO"], call["SERVER_PROTOCOL"]) for call in echo.calls] == [
+        ("/first", "HTTP/1.1"),
+        ("/second", "HTTP/1.1"),
+    ]
+
+
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/0.9", "HTTP/3.1"])
+def test_other_major_versions_are_505(start_server, version: str):
+    echo = EchoApp()
+    server = start_server(echo)
+    response = request(server.address, f"GET / {version}\r\nHost: x\r\n\r\n".encode())
+    assert response.status == 505 and response.closes
+    assert not echo.calls
