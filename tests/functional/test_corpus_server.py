@@ -26,7 +26,8 @@ adaptations (all documented there):
   the decoded length of a chunked body. Trailers are not in the environ; the parser-level
   replay checks them.
 * gunicorn's per-line size limits become ``max_request_header_size`` (a head holding a
-  line over N bytes is over N bytes): those cases are refused with 431.
+  line over N bytes is over N bytes), and its ``limit_request_fields`` becomes ours (the
+  cases with more fields than gunicorn allows): those cases are refused with 431.
 * Incomplete requests (the bytes stop inside a head or body) run with 0.1 s head and body
   timeouts and must be answered 408, without the application being called.
 * The PROXY protocol cases run with ``proxy_protocol="auto"`` and ``trusted_proxy``
@@ -55,6 +56,7 @@ from tests.protocol.corpus import (
     COMPAT_SWITCH_CASES,
     DELIBERATE,
     ERROR_STATUS,
+    GUNICORN_FIELD_COUNT_LIMIT,
     GUNICORN_FIELD_SIZE_LIMIT,
     GUNICORN_LINE_LIMIT,
     INCOMPLETE_ERRORS,
@@ -159,6 +161,9 @@ def server_settings(case: dict[str, Any]) -> dict[str, Any]:
     error = case.get("error")
     if error in SIZE_LIMIT_ERRORS:
         gunicorn = case["gunicorn_settings"]
+        count_limit = gunicorn.get("limit_request_fields", GUNICORN_FIELD_COUNT_LIMIT)
+        if error == "LimitRequestHeaders" and field_count(case) > count_limit:
+            return {"limit_request_fields": count_limit}
         if error == "LimitRequestLine":
             limit = gunicorn.get("limit_request_line") or GUNICORN_LINE_LIMIT
         else:
@@ -167,6 +172,12 @@ def server_settings(case: dict[str, Any]) -> dict[str, Any]:
     # Valid cases that raise gunicorn's limits (valid/024, valid/026) fit our default
     # head limit; every other case runs with the defaults.
     return {}
+
+
+def field_count(case: dict[str, Any]) -> int:
+    """The field lines in the head of an invalid case's bytes, as sent."""
+    head = with_host_for_invalid(raw_bytes(case)).split(b"\r\n\r\n", 1)[0]
+    return head.count(b"\r\n")
 
 
 def expected_status(name: str, case: dict[str, Any]) -> int:
@@ -313,7 +324,11 @@ def assert_refused(
 ) -> None:
     if case.get("error") in SIZE_LIMIT_ERRORS:
         # The mapping only means something if the head really is over the limit.
-        assert len(data.split(b"\r\n\r\n", 1)[0]) > server_settings(case)["max_request_header_size"]
+        settings = server_settings(case)
+        if "limit_request_fields" in settings:
+            assert field_count(case) > settings["limit_request_fields"]
+        else:
+            assert len(data.split(b"\r\n\r\n", 1)[0]) > settings["max_request_header_size"]
     connection, _ = connect(address)
     with connection:
         send(connection, data, mode, f"{name} {mode}", may_be_refused=True)

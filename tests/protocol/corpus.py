@@ -110,19 +110,11 @@ PARSER_NOT_APPLICABLE = {
     "invalid/019": _FORWARDED_SSL,
 }
 
-_FIELD_COUNT = (
-    "limit_request_fields counts field lines; the server's only head limit is "
-    "max_request_header_size in bytes, which a count does not map to (the parser-level "
-    "replay checks ParserLimits.max_header_count)"
-)
-
 # Skipped by the server-level replay, with why.
 SERVER_NOT_APPLICABLE = {
     "invalid/019": _FORWARDED_SSL,
     "invalid/040": _HEADER_MAP_REFUSE,
     "invalid/chunked_07": _HEADER_MAP_REFUSE,
-    "invalid/009": _FIELD_COUNT,
-    "invalid/011": _FIELD_COUNT,
 }
 
 # -- the PROXY protocol cases -----------------------------------------------------------------
@@ -160,7 +152,8 @@ def our_proxy_settings(gunicorn_settings: dict[str, Any]) -> dict[str, str]:
 
 # -- gunicorn settings and error classes ----------------------------------------------------
 
-# gunicorn settings we translate: the limits (into ParserLimits or the head size limit)
+# gunicorn settings we translate: the limits (into ParserLimits at the parser level; at
+# the server level into limit_request_fields, the same setting, or the head size limit)
 # and proxy_protocol (PROXY_PROTOCOL_SETTINGS above). Every other setting a case uses must
 # be harmless to us (IGNORED_SETTINGS) or the case must be listed above.
 LIMIT_SETTINGS = {"limit_request_line", "limit_request_fields", "limit_request_field_size"}
