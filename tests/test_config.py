@@ -88,6 +88,7 @@ OUR_OWN = {
     "thread_idle_timeout": "production controls",
     "access_log": "production controls",
     "access_log_format": "production controls",
+    "limit_request_fields": "issue 17: the parser's field-count limit as a setting",
 }
 
 
@@ -265,6 +266,7 @@ CONVERSIONS = [
     ("channel_timeout", 60, 60),
     ("log_socket_errors", "no", False),
     ("max_request_header_size", "1024", 1024),
+    ("limit_request_fields", "100", 100),
     ("max_request_body_size", "0", 0),
     ("max_request_body_size", 10, 10),
     ("expose_tracebacks", "on", True),
@@ -378,6 +380,7 @@ BAD_VALUES = [
     ("asyncore_loop_timeout", "1e999"),
     ("log_socket_errors", "sometimes"),
     ("max_request_header_size", 0),
+    ("limit_request_fields", "0"),
     ("max_request_body_size", -1),
     ("expose_tracebacks", "2"),
     ("asyncore_use_poll", "poll"),

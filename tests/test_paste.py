@@ -6,7 +6,10 @@ in ``serve()`` until interrupted.
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -19,7 +22,8 @@ from waitress_like.paste import load_ini, serve_paste, split_ini_spec
 
 pytest.importorskip("paste.deploy")
 
-EXAMPLE = REPO_ROOT / "paste.ini.example"
+EXAMPLE = REPO_ROOT / "paste.example.ini"
+PASTE_DOC = REPO_ROOT / "docs" / "paste.rst"
 EXAMPLE_LISTEN = "listen = 127.0.0.1:8080"
 
 APP_MODULE = """
@@ -80,6 +84,25 @@ def test_example_serves_with_only_the_port_changed(tmp_path: Path):
         assert response.status == 200
         assert b"waitress_like is serving this page" in response.body
         assert b"/from-paste" in response.body
+        assert server.stop() == 0
+
+
+def test_the_documented_pserve_command_serves_the_example(tmp_path: Path):
+    """``pserve <example>`` as docs/paste.rst and the file's own header write it, run with
+    the installed ``pserve`` on a copy of the same name: plaster picks its loader by the
+    file name's extension, so the name is part of what is tested."""
+    pytest.importorskip("pyramid.scripts.pserve")
+    documented = re.findall(r"pserve (\S+)", PASTE_DOC.read_text() + EXAMPLE.read_text())
+    assert {name for name in documented if "example" in name} == {EXAMPLE.name}
+    pserve = shutil.which("pserve", path=sysconfig.get_path("scripts")) or shutil.which("pserve")
+    assert pserve is not None, "pyramid's pserve script is not installed"
+    copy = tmp_path / EXAMPLE.name
+    copy.write_text(EXAMPLE.read_text().replace(EXAMPLE_LISTEN, "listen = 127.0.0.1:0"))
+    with ServerProcess([pserve, EXAMPLE.name], cwd=tmp_path) as server:
+        address = server.wait_serving()
+        response = server.get(address, "/from-pserve")
+        assert response.status == 200
+        assert b"waitress_like is serving this page" in response.body
         assert server.stop() == 0
 
 

@@ -170,7 +170,7 @@ def test_address_in_use_is_reported(no_leaks: None, runners: list[ServiceRunner]
 def test_paste_ini_application(no_leaks: None, runners: list[ServiceRunner], tmp_path: Path):
     pytest.importorskip("paste.deploy")
     ini = tmp_path / "site.ini"
-    ini.write_text((REPO_ROOT / "paste.ini.example").read_text().replace("127.0.0.1:8080", "127.0.0.1:0"))
+    ini.write_text((REPO_ROOT / "paste.example.ini").read_text().replace("127.0.0.1:8080", "127.0.0.1:0"))
     runner = _runner(runners, str(ini), settings={"threads": "2"})
     runner.start()
     assert runner.wait_started(START_SECONDS), runner.startup_error_message

@@ -2,7 +2,10 @@
 
 Records go to the ``waitress_like.access`` logger at INFO level, so logging configuration
 can route them. The ``access_log`` setting adds a handler for standard output (``-``) or
-a file that is reopened when it is moved (log rotation, as ``WatchedFileHandler`` does).
+a file that is reopened when it is moved (log rotation, as ``WatchedFileHandler`` does),
+and then stops the records from propagating: the setting names where the lines go, and
+the root logger's handlers (stderr, once the command has called ``basicConfig``) must
+not get a second copy.
 
 Thread contract: :meth:`AccessLog.record` is called on the worker thread that served the
 request, after its response is complete: never on the loop thread, so a slow disk never
@@ -152,6 +155,7 @@ class AccessLog:
         self.logger = logging.getLogger(LOGGER_NAME)
         self.handler: Optional[logging.Handler] = None
         self._previous_level: Optional[int] = None
+        self._previous_propagate: Optional[bool] = None
         if target:
             if target == "-":
                 self.handler = logging.StreamHandler(sys.stdout)
@@ -159,6 +163,8 @@ class AccessLog:
                 self.handler = logging.handlers.WatchedFileHandler(target, encoding="utf-8")
             self.handler.setFormatter(logging.Formatter("%(message)s"))
             self.logger.addHandler(self.handler)
+            self._previous_propagate = self.logger.propagate
+            self.logger.propagate = False
             if self.logger.level == logging.NOTSET or self.logger.level > logging.INFO:
                 self._previous_level = self.logger.level
                 self.logger.setLevel(logging.INFO)
@@ -187,11 +193,14 @@ class AccessLog:
         self.logger.info(line)
 
     def close(self) -> None:
-        """Remove what this log added to the shared logger (handler, level)."""
+        """Remove what this log added to the shared logger (handler, level, propagation)."""
         if self.handler is not None:
             self.logger.removeHandler(self.handler)
             self.handler.close()
             self.handler = None
+        if self._previous_propagate is not None:
+            self.logger.propagate = self._previous_propagate
+            self._previous_propagate = None
         if self._previous_level is not None:
             self.logger.setLevel(self._previous_level)
             self._previous_level = None

@@ -639,6 +639,12 @@ SETTINGS: tuple[Setting, ...] = (
             "http"),
     Setting("max_request_body_size", _at_least_zero, 1073741824,
             "Largest request body in bytes; larger requests are rejected.", "http"),
+    Setting("limit_request_fields", _at_least_one, 1000,
+            "Most header field lines in a request head, and in the trailer section of a "
+            "chunked body; a request with more is answered 431. It bounds what a flood of "
+            "tiny fields costs, which ``max_request_header_size`` in bytes does not (the "
+            "name is gunicorn's; its default is 100).",
+            "http"),
     Setting("expose_tracebacks", _bool, False,
             "Send the traceback of an unhandled application error to the client. For "
             "debugging only: it can reveal secrets.",

@@ -72,6 +72,7 @@ class ChannelContext:
         self.parser_limits = ParserLimits(
             max_header_bytes=settings.max_request_header_size,
             max_body_bytes=settings.max_request_body_size,
+            max_header_count=settings.limit_request_fields,
         )
         self.recv_bytes = settings.recv_bytes
         self.body_recv_bytes = max(settings.recv_bytes, _BODY_RECV_BYTES)

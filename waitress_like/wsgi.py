@@ -225,6 +225,10 @@ class WSGIGateway:
         return environ
 
     def _path_info(self, path: str) -> str:
+        if path == "*":
+            # OPTIONS * names the server, not a resource: PEP 3333 wants PATH_INFO empty
+            # or starting with "/" (RAW_URI keeps the "*").
+            return ""
         if "%" in path:
             path = unquote_to_bytes(path).decode("latin-1")
         prefix = self.url_prefix

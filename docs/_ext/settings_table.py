@@ -4,6 +4,11 @@ The rows come from :data:`waitress_like.config.SETTINGS`, so the documentation c
 drift from the code: one table per topic (in :data:`~waitress_like.config.TOPICS`
 order) with each setting's name, default, type and help.
 
+Each setting's name cell carries a link target, ``setting-<name>`` (the anchor
+``settings.html#setting-<name>``, as the CLI page has one per option). Under Sphinx the
+extension also adds a ``setting`` object type, so ``:setting:`threads``` in any page
+links to the row.
+
 :func:`render_rst` returns the same reStructuredText without needing Sphinx, e.g. for
 tests or a README generator.
 """
@@ -21,7 +26,7 @@ if importlib.util.find_spec("waitress_like") is None:
 
 from waitress_like import config  # noqa: E402
 
-__all__ = ["render_rst", "setup"]
+__all__ = ["render_rst", "setup", "target_name"]
 
 
 def _cell(text: str) -> str:
@@ -29,12 +34,19 @@ def _cell(text: str) -> str:
     return " ".join(text.split())
 
 
+def target_name(setting_name: str) -> str:
+    """The reStructuredText target of a setting's row."""
+    return f"setting-{setting_name}"
+
+
 def _setting_rows(setting: config.Setting) -> list[str]:
     description = setting.help
     if setting.deprecated:
         description += f" **Deprecated:** {setting.deprecated}."
     return [
-        f"   * - ``{setting.name}``",
+        f"   * - .. _{target_name(setting.name)}:",
+        "",
+        f"       ``{setting.name}``",
         f"     - ``{_cell(setting.default_text)}``",
         f"     - {_cell(setting.type_name)}",
         f"     - {_cell(description)}",
@@ -74,6 +86,7 @@ def setup(app: Any) -> dict[str, Any]:
     """Sphinx entry point: registers the ``settings-table`` directive."""
     from docutils import nodes
     from docutils.statemachine import StringList
+    from sphinx import addnodes
     from sphinx.util.docutils import SphinxDirective
 
     class SettingsTableDirective(SphinxDirective):
@@ -85,7 +98,17 @@ def setup(app: Any) -> dict[str, Any]:
             content = StringList(render_rst().splitlines(), source=source)
             container = nodes.container()
             self.state.nested_parse(content, self.content_offset, container)
-            return list(container.children)
+            # The rows' targets become "setting" objects, for the :setting: role, and
+            # index entries, as the options of the CLI page are.
+            standard = self.env.get_domain("std")
+            entries = []
+            for setting in config.SETTINGS:
+                anchor = nodes.make_id(target_name(setting.name))
+                standard.note_object("setting", setting.name, anchor, location=self.get_location())  # type: ignore[attr-defined]
+                entries.append(("pair", f"{setting.name}; setting", anchor, "", None))
+            return [addnodes.index(entries=entries), *container.children]
 
+    # The directive this also registers (".. setting::") is not used: the rows are the targets.
+    app.add_object_type("setting", "setting", indextemplate="pair: %s; setting")
     app.add_directive("settings-table", SettingsTableDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,4 @@
-"""The parser against gunicorn's request corpus (../shared/corpora/gunicorn-requests).
+"""The parser against gunicorn's request corpus (:mod:`tests.protocol.corpus`).
 
 Each case's bytes go through the three-ways helper (whole, byte by byte, random splits).
 Valid cases must yield exactly the listed requests; invalid ones must be refused with the
@@ -32,8 +32,8 @@ from waitress_like.protocol import BodyChunk, EndOfRequest, ParserLimits, Parser
 from waitress_like.proxy_protocol import ProxyHeader, ProxyProtocolError, ProxyProtocolReader
 
 from .corpus import (
+    ACCEPTED,
     CASES,
-    CORPUS,
     DELIBERATE,
     ERROR_STATUS,
     GUNICORN_FIELD_COUNT_LIMIT,
@@ -47,6 +47,7 @@ from .corpus import (
     SERVER_NOT_APPLICABLE,
     STATUS_DIFFERENCES,
     STATUS_OVERRIDES,
+    as_valid,
     body_of,
     check_settings,
     needs_host,
@@ -56,9 +57,6 @@ from .corpus import (
     with_host_for_valid,
 )
 from .test_request_parser import Outcome, parse, random_pieces, run_pieces
-
-if not CASES:
-    pytest.skip(f"request corpus not found at {CORPUS}", allow_module_level=True)
 
 NOT_APPLICABLE = PARSER_NOT_APPLICABLE
 
@@ -189,6 +187,11 @@ def test_valid_case(name: str) -> None:
         status, _ = DELIBERATE[name]
         assert parse(with_host_for_invalid(raw_bytes(case)), limits).status == status
         return
+    assert_parsed_as_listed(name, case, limits)
+
+
+def assert_parsed_as_listed(name: str, case: dict[str, Any], limits: ParserLimits) -> None:
+    """The case's bytes (with Host inserted where needed) give exactly its listed requests."""
     outcome = parse_case(name, with_host_for_valid(case), limits)
     assert outcome.error is None, outcome.error
     found = requests_of(outcome)
@@ -227,6 +230,9 @@ def test_invalid_case(name: str) -> None:
         proxied = parse_proxied(raw_bytes(case), case["gunicorn_settings"], limits)
         assert isinstance(proxied.error, ProxyProtocolError), proxied
         return
+    if name in ACCEPTED:
+        assert_parsed_as_listed(name, as_valid(case), limits)
+        return
     outcome = parse(with_host_for_invalid(raw_bytes(case)), limits)
     status: Optional[int]
     if name in STATUS_DIFFERENCES:
@@ -258,10 +264,11 @@ def test_http11_cases_without_host_are_refused() -> None:
 
 def test_listed_cases_exist_and_lists_stay_short() -> None:
     assert set(NOT_APPLICABLE) <= set(CASES)
-    assert set(DELIBERATE) | set(STATUS_DIFFERENCES) <= set(CASES)
+    assert set(DELIBERATE) | set(STATUS_DIFFERENCES) | set(ACCEPTED) <= set(CASES)
     assert all(name.startswith("valid/") for name in DELIBERATE)
-    assert all(name.startswith("invalid/") for name in STATUS_DIFFERENCES)
-    assert not set(NOT_APPLICABLE) & (set(DELIBERATE) | set(STATUS_DIFFERENCES))
+    assert all(name.startswith("invalid/") for name in [*STATUS_DIFFERENCES, *ACCEPTED])
+    assert not set(STATUS_DIFFERENCES) & set(ACCEPTED)
+    assert not set(NOT_APPLICABLE) & (set(DELIBERATE) | set(STATUS_DIFFERENCES) | set(ACCEPTED))
     assert len(NOT_APPLICABLE) <= 10
 
 

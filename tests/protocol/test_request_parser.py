@@ -346,12 +346,22 @@ def test_other_target_forms_are_refused(line: str) -> None:
     assert_status(request(line, "Host: x"), 400)
 
 
-@pytest.mark.parametrize("version, parsed", [("HTTP/1.1", (1, 1)), ("HTTP/1.0", (1, 0))])
+@pytest.mark.parametrize(
+    "version, parsed",
+    # RFC 9110 2.5: a higher minor version is processed as the highest one implemented.
+    [("HTTP/1.1", (1, 1)), ("HTTP/1.0", (1, 0)), ("HTTP/1.2", (1, 1)), ("HTTP/1.9", (1, 1))],
+)
 def test_versions(version: str, parsed: tuple[int, int]) -> None:
     assert single_head(request(f"GET / {version}", "Host: x")).version == parsed
 
 
-@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/3.0", "HTTP/9.9", "HTTP/0.0"])
+def test_a_higher_minor_version_follows_the_rules_of_http11() -> None:
+    assert_status(request("GET / HTTP/1.2"), 400)  # no Host
+    head = single_head(request("POST / HTTP/1.2", "Host: x", "Transfer-Encoding: chunked", body=b"0\r\n\r\n"))
+    assert head.chunked and head.keep_alive
+
+
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0", "HTTP/9.9", "HTTP/0.0"])
 def test_well_formed_but_unsupported_version_is_505(version: str) -> None:
     assert_status(request(f"GET / {version}", "Host: x"), 505)
 

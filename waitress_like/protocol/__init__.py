@@ -8,7 +8,8 @@ Requests: feed received bytes to a :class:`RequestParser` and take :class:`Reque
 from __future__ import annotations
 
 from .events import BodyChunk, EndOfRequest, Event, RequestHead
-from .request import ParserLimits, ParserState, RequestEvent, RequestParser
+from .limits import ParserLimits
+from .request import ParserState, RequestEvent, RequestParser
 
 __all__ = [
     "BodyChunk",

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import TYPE_CHECKING
 
 from ..errors import RemoteProtocolError
 from .events import BodyChunk, EndOfRequest
 from .head import diagnose_trailers, parse_trailer_block, scan_for_bare_line_break
-
-if TYPE_CHECKING:
-    from .request import ParserLimits
+from .limits import ParserLimits
 
 __all__ = ["ContentLengthReader", "ChunkedReader", "END_OF_REQUEST"]
 

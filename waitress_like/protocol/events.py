@@ -54,7 +54,8 @@ class RequestHead(Event):
     * ``query`` - the text after the first ``"?"``, or ``""``.
     * ``path`` and ``query`` never include a fragment: a client should not send one
       (RFC 9112 3.2), and when it does, everything from the first ``"#"`` is dropped.
-    * ``version`` - ``(1, 1)`` or ``(1, 0)``.
+    * ``version`` - ``(1, 1)`` or ``(1, 0)``: the version the request is processed as, so
+      ``(1, 1)`` for a higher minor version such as HTTP/1.2 (RFC 9110 2.5).
     * ``headers`` - ``(name, value)`` pairs in arrival order, duplicates kept, names as
       received, values without leading or trailing SP/HTAB.
     * ``content_length`` - the declared body length, or None (always None when chunked).

@@ -18,13 +18,11 @@ connection at most (the parser then stays in its error state), so its extra pass
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from ..errors import RemoteProtocolError
 from .events import Fields, RequestHead
-
-if TYPE_CHECKING:
-    from .request import ParserLimits
+from .limits import ParserLimits
 
 __all__ = [
     "TCHAR_BYTES",
@@ -157,7 +155,8 @@ def parse_head(text: str, limits: ParserLimits) -> RequestHead:
     CRLF CRLF that ends it. Raises RemoteProtocolError: 400 for bad syntax or conflicting
     framing, 414 for a request line over ``max_request_line_bytes``, 431 for too many or
     too long field lines, 413 for a Content-Length over ``max_body_bytes``, 501 for a
-    transfer coding other than chunked, 505 for an HTTP version other than 1.0 and 1.1.
+    transfer coding other than chunked, 505 for an HTTP major version other than 1.
+    HTTP/1.2 to HTTP/1.9 are processed as HTTP/1.1 (RFC 9110 2.5).
     """
     line_end = text.find("\r\n")
     if line_end < 0:
@@ -179,7 +178,11 @@ def parse_request_line(line: str, limits: ParserLimits) -> tuple[str, str, str, 
     method, target, without_fragment, version_text = match.groups()
     version = _VERSIONS.get(version_text)
     if version is None:
-        raise _error(f"HTTP version {version_text} is not supported", 505)
+        if version_text[0] != "1":
+            raise _error(f"HTTP version {version_text} is not supported", 505)
+        # RFC 9110 2.5: a higher minor version (1.2 - 1.9) is processed as the highest
+        # minor version implemented, and answered in it.
+        version = _HTTP_11
     if without_fragment[0] == "/" and method != "CONNECT":
         path, _, query = without_fragment.partition("?")
     else:
