@@ -99,16 +99,14 @@ class ServiceRunner:
         error = self._startup_error
         if error is None:
             return None
-        from .cli import CLIError
+        from .errors import describe_exception
         from .listeners import BindError
 
-        if isinstance(error, CLIError):
-            return error.message
         if isinstance(error, BindError) and error.strerror:
             return error.strerror  # the message without "[Errno N]"
         if type(error).__module__.startswith("waitress_like"):
             return str(error)
-        return f"{type(error).__name__}: {error}"
+        return describe_exception(error)
 
     @property
     def server(self) -> Any:
@@ -201,16 +199,15 @@ class ServiceRunner:
 
     def _create_server(self) -> Any:
         from . import create_server
-        from .cli import _make_current_directory_importable, load_app
+        from .importer import load_application
         from .paste import load_ini, split_ini_spec
 
         ini = split_ini_spec(self.app_spec)
         if ini is not None:
-            _make_current_directory_importable()  # for "use = call:module:factory"
             app, ini_settings = load_ini(ini[0], ini[1])
             settings = {**ini_settings, **self.settings}
         else:
-            app, settings = load_app(self.app_spec, self.call), self.settings
+            app, settings = load_application(self.app_spec, call_factory=self.call), self.settings
         return create_server(app, **settings)
 
 
