@@ -25,7 +25,7 @@ import re
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from .errors import ConfigError
 from .proxy import TrustedProxies
@@ -805,9 +805,78 @@ class Settings:
     ``listen`` is derived and always filled in: the ``listen`` setting if given, else
     ``host``/``port``; empty when ``sockets`` or ``unix_socket`` is used instead.
     ``trusted_proxy_count`` is resolved to 1 when unset, as in waitress.
+
+    The annotations below declare each setting's validated type, so a type checker checks
+    every use; a test keeps them and :data:`SETTINGS` naming the same settings. Durations
+    are ``float`` (an int is a valid float), and the values are read from the validated
+    mapping, not stored as attributes.
     """
 
     __slots__ = ("_values",)
+    _values: dict[str, Any]  # setting name -> validated value, in table order
+
+    # listening
+    host: str
+    port: int
+    listen: tuple[ListenAddress, ...]
+    ipv4: bool
+    ipv6: bool
+    unix_socket: Optional[str]
+    unix_socket_perms: int
+    sockets: tuple[socket.socket, ...]
+    fd: tuple[int, ...]
+    backlog: int
+    connection_limit: int
+    # threads
+    threads: int
+    max_threads: int
+    thread_idle_timeout: float
+    concurrency_limit: int
+    retry_after: int
+    channel_request_lookahead: int
+    # http
+    url_scheme: str
+    url_prefix: str
+    server_name: str
+    ident: Optional[str]
+    server_header: bool
+    date_header: bool
+    default_headers: tuple[tuple[str, str], ...]
+    max_requests_per_connection: int
+    max_request_header_size: int
+    max_request_body_size: int
+    expose_tracebacks: bool
+    interface: str
+    lifespan: str
+    # buffers
+    recv_bytes: int
+    inbuf_overflow: int
+    outbuf_overflow: int
+    outbuf_high_watermark: int
+    # timeouts
+    channel_timeout: float
+    cleanup_interval: float
+    request_head_timeout: float
+    request_body_timeout: float
+    keepalive_timeout: float
+    max_connection_age: float
+    graceful_timeout: float
+    send_timeout: float
+    asyncore_loop_timeout: float
+    # proxy
+    trusted_proxy: Optional[TrustedProxies]
+    trusted_proxy_count: int
+    trusted_proxy_headers: frozenset[str]
+    proxy_protocol: str
+    clear_untrusted_proxy_headers: bool
+    # logging
+    log_socket_errors: bool
+    log_untrusted_proxy_headers: bool
+    access_log: Optional[str]
+    access_log_format: str
+    # compat
+    send_bytes: int
+    asyncore_use_poll: bool
 
     def __init__(self, **values: Any) -> None:
         """Same as :meth:`from_mapping`; raises :class:`ConfigError`."""
@@ -824,24 +893,20 @@ class Settings:
         object.__setattr__(settings, "_values", _validate(values))
         return settings
 
-    @property
-    def listen(self) -> tuple[ListenAddress, ...]:
-        """The TCP addresses to listen on (see the class docstring)."""
-        addresses: tuple[ListenAddress, ...] = self._values["listen"]
-        return addresses
-
     def as_dict(self) -> dict[str, Any]:
         """Every setting's validated value in table order (``listen`` as derived)."""
         return dict(self._values)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, i.e. for the table's settings.
-        if not name.startswith("_"):
-            try:
-                return self._values[name]
-            except KeyError:
-                pass
-        raise AttributeError(f"no setting {name!r}{_did_you_mean(name)}")
+    if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt setting is an error
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when normal lookup fails: the annotations make no attributes.
+            if not name.startswith("_"):
+                try:
+                    return self._values[name]
+                except KeyError:
+                    pass
+            raise AttributeError(f"no setting {name!r}{_did_you_mean(name)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Settings are read-only; build new ones with from_mapping()")

@@ -485,7 +485,7 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
     elements: list[ForwardedElement] = []
     parameters: dict[str, str] = {}
     size = len(value)
-    position = _OWS.match(value, 0).end()  # type: ignore[union-attr]
+    position = _skip_ows(value, 0)
     element_start = position
     element_end = position
     while position < size:
@@ -495,8 +495,8 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
                 if parameters:
                     elements.append(ForwardedElement(parameters, value[element_start:element_end]))
                     parameters = {}
-                element_start = _OWS.match(value, position + 1).end()  # type: ignore[union-attr]
-            position = _OWS.match(value, position + 1).end()  # type: ignore[union-attr]
+                element_start = _skip_ows(value, position + 1)
+            position = _skip_ows(value, position + 1)
             continue
         match = _PAIR.match(value, position)
         if match is None:
@@ -506,12 +506,18 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
             raise MalformedProxyHeader("Forwarded", f"parameter {name!r} repeated in one element", value)
         parameters[name] = _unquote(match.group(2))
         element_end = match.end()
-        position = _OWS.match(value, element_end).end()  # type: ignore[union-attr]
+        position = _skip_ows(value, element_end)
         if position < size and value[position] not in ",;":
             raise MalformedProxyHeader("Forwarded", f"expected ';' or ',' at offset {position}", value)
     if parameters:
         elements.append(ForwardedElement(parameters, value[element_start:element_end]))
     return elements
+
+
+def _skip_ows(value: str, position: int) -> int:
+    """The position after the spaces and tabs that start at ``position``."""
+    match = _OWS.match(value, position)
+    return match.end() if match is not None else position
 
 
 def _unquote(text: str) -> str:

@@ -453,7 +453,7 @@ def _service_class() -> type:
     import win32service
     import win32serviceutil
 
-    class WaitressLikeService(win32serviceutil.ServiceFramework):  # type: ignore[misc,name-defined]
+    class WaitressLikeService(win32serviceutil.ServiceFramework):
         """A service control manager's view of one :class:`ServiceRunner`."""
 
         _svc_name_ = DEFAULT_SERVICE_NAME
