@@ -434,6 +434,22 @@ def test_every_setting_has_an_error_test():
     assert set(SETTINGS_BY_NAME) <= {name for name, _ in BAD_VALUES}
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["Connection: close", "Transfer-Encoding: chunked", "content-length: 0", "Keep-Alive: 5", "TE: x"],
+)
+def test_default_headers_refuse_what_the_server_frames_with(header: str):
+    # They would contradict the framing and connection handling of every response.
+    error = _config_error(default_headers=header)
+    assert error.setting == "default_headers"
+    assert "set by the server for each response" in error.reason
+
+
+def test_default_headers_are_checked_as_application_headers():
+    assert "invalid header name 'X-Bad Name'" in _config_error(default_headers="X-Bad Name: 1").reason
+    assert "invalid character in value" in _config_error(default_headers="X-A: a\x7fb").reason
+
+
 def test_decimal_permissions_hint_at_octal():
     assert "'600' as an octal string" in _config_error(unix_socket_perms=600).reason
 

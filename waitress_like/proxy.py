@@ -32,6 +32,7 @@ __all__ = [
     "FORWARDING_HEADERS",
     "ForwardedElement",
     "MalformedProxyHeader",
+    "PROXY_PROTOCOL_MODES",
     "ProxyPolicy",
     "TrustedProxies",
     "parse_forwarded",
@@ -56,6 +57,9 @@ _HEADER_TITLES = {
     key: "-".join(part.capitalize() for part in key[5:].split("_")) for key in FORWARDING_HEADERS.values()
 }
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+#: Values of the ``proxy_protocol`` setting (see :meth:`ProxyPolicy.preamble_reader`).
+PROXY_PROTOCOL_MODES = ("off", "v1", "v2", "auto")
 
 
 class MalformedProxyHeader(RemoteProtocolError):
@@ -248,8 +252,8 @@ class ProxyPolicy:
     ) -> None:
         if trusted_count < 1:
             raise ValueError("trusted_count must be at least 1")
-        if protocol not in ("off", "v1", "v2", "auto"):
-            raise ValueError(f"protocol must be off, v1, v2 or auto, not {protocol!r}")
+        if protocol not in PROXY_PROTOCOL_MODES:
+            raise ValueError(f"protocol must be one of {', '.join(PROXY_PROTOCOL_MODES)}, not {protocol!r}")
         self.trusted_proxies = trusted_proxies
         self.trusted_count = trusted_count
         self.trusted_headers = frozenset(trusted_headers)

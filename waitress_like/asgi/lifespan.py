@@ -21,14 +21,14 @@ import concurrent.futures
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
+from ..config import LIFESPAN_MODES
 from ..errors import WaitressLikeError, describe_exception
 from .bridge import BridgeLoop
 
-__all__ = ["Lifespan", "LifespanError", "LIFESPAN_MODES"]
+__all__ = ["Lifespan", "LifespanError"]
 
 log = logging.getLogger("waitress_like")
 
-LIFESPAN_MODES = ("auto", "on", "off")
 _LIFESPAN_SPEC_VERSION = "2.0"
 
 _COMPLETE = "complete"
