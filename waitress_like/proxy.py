@@ -26,7 +26,7 @@ import re
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
 
 from .errors import ConfigError, RemoteProtocolError
-from .proxy_protocol import ProxyProtocolReader
+from .haproxy import ProxyProtocolReader
 
 __all__ = [
     "FORWARDING_HEADERS",
