@@ -32,7 +32,10 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .server import Server
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -82,7 +85,7 @@ class ServiceRunner:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._server: Any = None
+        self._server: Optional[Server] = None
         self._stop_requested = False
         self._startup_error: Optional[BaseException] = None
 
@@ -109,7 +112,7 @@ class ServiceRunner:
         return describe_exception(error)
 
     @property
-    def server(self) -> Any:
+    def server(self) -> Optional[Server]:
         """The running :class:`~waitress_like.server.Server`, or None."""
         return self._server
 
@@ -197,7 +200,7 @@ class ServiceRunner:
             self._startup_error = error
             log.error("the server stopped: %s", self.startup_error_message)
 
-    def _create_server(self) -> Any:
+    def _create_server(self) -> Server:
         from . import create_server
         from .importer import load_application
         from .paste import load_ini, split_ini_spec
