@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,22 @@ def test_every_setting_has_an_error_test():
     assert set(SETTINGS_BY_NAME) <= {name for name, _ in BAD_VALUES}
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["Connection: close", "Transfer-Encoding: chunked", "content-length: 0", "Keep-Alive: 5", "TE: x"],
+)
+def test_default_headers_refuse_what_the_server_frames_with(header: str):
+    # They would contradict the framing and connection handling of every response.
+    error = _config_error(default_headers=header)
+    assert error.setting == "default_headers"
+    assert "set by the server for each response" in error.reason
+
+
+def test_default_headers_are_checked_as_application_headers():
+    assert "invalid header name 'X-Bad Name'" in _config_error(default_headers="X-Bad Name: 1").reason
+    assert "invalid character in value" in _config_error(default_headers="X-A: a\x7fb").reason
+
+
 def test_decimal_permissions_hint_at_octal():
     assert "'600' as an octal string" in _config_error(unix_socket_perms=600).reason
 
@@ -680,6 +697,67 @@ def test_settings_object_is_read_only_and_complete():
     with pytest.raises(AttributeError):
         settings._private  # noqa: B018
     assert "max_request_body_size" in dir(settings)
+
+
+def test_declared_attributes_are_the_table():
+    # The annotations are what type checkers see; the table is what exists at run time.
+    declared = [name for name in Settings.__annotations__ if not name.startswith("_")]
+    assert declared == [setting.name for setting in SETTINGS]
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """A small isinstance() for the hints Settings uses (unions, tuples, frozensets)."""
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_conforms(value, argument) for argument in arguments)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return all(_conforms(item, arguments[0]) for item in value)
+        return len(value) == len(arguments) and all(map(_conforms, value, arguments))
+    if origin is frozenset:
+        return isinstance(value, frozenset) and all(_conforms(item, arguments[0]) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def test_declared_types_hold_for_the_values():
+    hints = typing.get_type_hints(Settings)
+    left, right = socket.socketpair()
+    try:
+        examples = [
+            Settings(),
+            Settings.from_mapping(
+                {
+                    "listen": "127.0.0.1:80 [::1]:81",
+                    "max_threads": "8",
+                    "thread_idle_timeout": "2.5",
+                    "ident": "",
+                    "default_headers": "X-A: 1",
+                    "trusted_proxy": "10.0.0.0/8, localhost",
+                    "trusted_proxy_count": "2",
+                    "trusted_proxy_headers": "x-forwarded-for",
+                    "access_log": "-",
+                    "interface": "ASGI3",
+                    "proxy_protocol": "v2",
+                }
+            ),
+            Settings(fd="3 4", unix_socket_perms="660", max_connection_age=0.5),
+            Settings(unix_socket="/tmp/app.sock", ident=None),
+            Settings(sockets=[left, right]),
+        ]
+        for settings in examples:
+            for name, value in settings.as_dict().items():
+                assert _conforms(value, hints[name]), (name, value, hints[name])
+    finally:
+        left.close()
+        right.close()
 
 
 def test_as_dict_is_a_copy():

@@ -190,6 +190,19 @@ def test_load_ini_named_app_and_server(tmp_path: Path):
     assert settings == {"threads": "3"}
 
 
+def test_load_ini_imports_the_app_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # As a console script or a service runs it: the current directory is not on sys.path.
+    (tmp_path / "paste_cwd_app.py").write_text(APP_MODULE)
+    (tmp_path / "cwd.ini").write_text("[app:main]\nuse = call:paste_cwd_app:make_app\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", str(tmp_path))])
+    try:
+        app, settings = load_ini("cwd.ini")
+    finally:
+        sys.modules.pop("paste_cwd_app", None)
+    assert app.__module__ == "paste_cwd_app" and settings == {}
+
+
 @pytest.mark.parametrize(
     "spec, expected",
     [

@@ -22,10 +22,9 @@ import sys
 import time
 from typing import Any, Mapping, Optional
 
-__all__ = ["AccessLog", "DEFAULT_FORMAT", "escape"]
+__all__ = ["AccessLog", "escape"]
 
 LOGGER_NAME = "waitress_like.access"
-DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away mid-request
 
 # Control characters (C0, DEL, C1), quotes and backslashes: a client must not be able to

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .buffers import OutputPipe, RequestBody
 from .errors import RemoteProtocolError
+from .haproxy import ProxyHeader, ProxyProtocolError
 from .loop import EVENT_READ, EVENT_WRITE
 from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
 from .protocol.response import simple_response
-from .proxy_protocol import ProxyHeader, ProxyProtocolError
 from .wsgi import WSGIRequest
 
 if TYPE_CHECKING:

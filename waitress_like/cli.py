@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import logging
-import os
-import re
 import sys
 import traceback
 import warnings
@@ -27,7 +24,8 @@ from typing import Any, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import SETTINGS, SETTINGS_BY_NAME, TOPICS, Setting, Settings
-from .errors import ConfigError, WaitressLikeError
+from .errors import ConfigError, WaitressLikeError, describe_exception
+from .importer import AppLoadError, AppSpecError, load_application
 
 __all__ = [
     "CLIError",
@@ -48,9 +46,6 @@ PROGRAM = "waitress-like-serve"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-# A dotted Python name: what MODULE and OBJECT may look like.
-_DOTTED_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
 
 
 class CLIError(Exception):
@@ -269,73 +264,17 @@ def _unknown_argument_message(parser: argparse.ArgumentParser, extras: list[str]
 def load_app(spec: str, call: bool = False) -> Any:
     """Import the application ``MODULE:OBJECT`` (or ``MODULE.OBJECT``) and return it.
 
-    The current directory is importable. ``OBJECT`` may be dotted (``module:obj.attr``).
-    With ``call``, ``OBJECT`` is a factory called without arguments. Raises
-    :class:`CLIError` with a one-line reason; an exception raised while importing or
-    calling is kept as its ``__cause__``.
+    :func:`waitress_like.importer.load_application` with its errors as :class:`CLIError`:
+    a spec that is not ``MODULE:OBJECT`` is a usage error (exit status 2), any other
+    problem exits 1; an exception raised while importing or calling is kept as the
+    ``__cause__``.
     """
-    module_name, object_name = _split_app_spec(spec)
-    _make_current_directory_importable()
-    module = _import_module(module_name)
-    target: Any = module
-    for part in object_name.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise CLIError(f"module {module_name!r} has no attribute {object_name!r}") from None
-    if not callable(target):
-        raise CLIError(
-            f"{module_name}:{object_name} is not callable (it is a {type(target).__name__}), "
-            "so it cannot be a WSGI application"
-        )
-    if call:
-        try:
-            target = target()
-        except Exception as error:
-            raise CLIError(f"calling {module_name}:{object_name}() failed: {_describe(error)}") from error
-        if not callable(target):
-            raise CLIError(
-                f"{module_name}:{object_name}() returned a {type(target).__name__}, not a WSGI application"
-            )
-    return target
-
-
-def _split_app_spec(spec: str) -> tuple[str, str]:
-    if ":" in spec:
-        module_name, _, object_name = spec.partition(":")
-    else:
-        module_name, _, object_name = spec.rpartition(".")
-    if not (_DOTTED_NAME.fullmatch(module_name) and _DOTTED_NAME.fullmatch(object_name)):
-        raise CLIError(
-            f"the application must be named MODULE:OBJECT, e.g. myproject.wsgi:application (got {spec!r})",
-            EXIT_USAGE,
-        )
-    return module_name, object_name
-
-
-def _make_current_directory_importable() -> None:
-    # `python -m` already puts it first; the console script does not.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
-def _import_module(module_name: str) -> Any:
     try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
-            raise CLIError(
-                f"cannot import {module_name!r}: no module named {error.name!r} "
-                "(the current directory and sys.path were searched)"
-            ) from None
-        raise CLIError(f"importing {module_name!r} failed: {_describe(error)}") from error
-    except Exception as error:
-        raise CLIError(f"importing {module_name!r} failed: {_describe(error)}") from error
-
-
-def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return load_application(spec, call_factory=call)
+    except AppSpecError as error:
+        raise CLIError(error.message, EXIT_USAGE) from None
+    except AppLoadError as error:
+        raise CLIError(error.message) from error.__cause__
 
 
 # --------------------------------------------------------------------------- settings
@@ -506,5 +445,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if show_traceback:
             traceback.print_exc()
         hint = "" if show_traceback else " (--traceback shows where)"
-        print(f"{PROGRAM}: error: unexpected {_describe(error)}{hint}", file=sys.stderr)
+        print(f"{PROGRAM}: error: unexpected {describe_exception(error)}{hint}", file=sys.stderr)
         return EXIT_FAILURE

@@ -25,13 +25,16 @@ import re
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
-from .errors import ConfigError
-from .proxy import TrustedProxies
+from .errors import ConfigError, LocalProtocolError
+from .protocol.response import HOP_BY_HOP_HEADERS, check_header
+from .proxy import FORWARDING_HEADERS, PROXY_PROTOCOL_MODES, TrustedProxies
 
 __all__ = [
     "DEFAULT_PORT",
+    "INTERFACES",
+    "LIFESPAN_MODES",
     "SETTINGS",
     "SETTINGS_BY_NAME",
     "TOPICS",
@@ -56,16 +59,11 @@ TOPICS: Mapping[str, str] = {
     "compat": "Compatibility",
 }
 
-KNOWN_PROXY_HEADERS = frozenset(
-    {
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-forwarded-port",
-        "x-forwarded-by",
-    }
-)
+#: Values of the ``interface`` setting (the ASGI code checks its arguments against them).
+INTERFACES = ("auto", "wsgi", "asgi3", "asgi2")
+
+#: Values of the ``lifespan`` setting.
+LIFESPAN_MODES = ("auto", "on", "off")
 
 
 # --------------------------------------------------------------------------- rows
@@ -258,17 +256,21 @@ def _seconds_or_zero(value: Any) -> int | float:
     return number
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Framing and connection headers describe each response; only the server writes them.
+_SERVER_ONLY_HEADERS = HOP_BY_HOP_HEADERS | {"content-length"}
 
 
 def _parse_header_entry(entry: str) -> tuple[str, str]:
     name, colon, value = entry.partition(":")
     name, value = name.strip(), value.strip()
-    if not colon or not _HEADER_NAME.fullmatch(name):
+    if not colon:
         raise ValueError(f"{entry!r} is not a 'Name: value' header")
-    if not _HEADER_VALUE.fullmatch(value):
-        raise ValueError(f"header {name!r} has a control character in its value")
+    if name.lower() in _SERVER_ONLY_HEADERS:
+        raise ValueError(f"{name!r} is set by the server for each response, it cannot be a default header")
+    try:
+        check_header(name, value)  # the rule the application's own headers follow
+    except LocalProtocolError as error:
+        raise ValueError(str(error)) from None
     return name, value
 
 
@@ -431,10 +433,10 @@ def _parse_proxy_headers(value: Any) -> frozenset[str]:
     if not isinstance(words, Iterable) or not all(isinstance(w, str) for w in words):
         raise ValueError("expected header names separated by spaces or commas")
     names = frozenset(name.lower() for word in words for name in word.replace(",", " ").split())
-    unknown = names - KNOWN_PROXY_HEADERS
+    unknown = names - FORWARDING_HEADERS.keys()
     if unknown:
         raise ValueError(
-            f"unknown header(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_PROXY_HEADERS))}"
+            f"unknown header(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(FORWARDING_HEADERS))}"
         )
     if "forwarded" in names and len(names) > 1:
         raise ValueError("forwarded and x-forwarded-* headers cannot be trusted together")
@@ -522,9 +524,12 @@ def _choice(*choices: str) -> Converter:
     return Converter(convert, " | ".join(choices), "|".join(choices).upper())
 
 
-_interface = _choice("auto", "wsgi", "asgi3", "asgi2")
-_lifespan = _choice("auto", "on", "off")
-_proxy_protocol = _choice("off", "v1", "v2", "auto")
+_interface = _choice(*INTERFACES)
+_lifespan = _choice(*LIFESPAN_MODES)
+_proxy_protocol = _choice(*PROXY_PROTOCOL_MODES)
+
+# For the help of trusted_proxy_headers, from the one list of names.
+_X_FORWARDED_NAMES = ", ".join(f"``{name}``" for name in FORWARDING_HEADERS if name != "forwarded")
 
 
 # --------------------------------------------------------------------------- the table
@@ -628,7 +633,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Send the ``Date`` header.", "http"),
     Setting("default_headers", _headers, (),
             "Headers added to every response unless the application sets the same name, "
-            "one ``Name: value`` per line (e.g. ``X-Frame-Options: DENY``).", "http",
+            "one ``Name: value`` per line (e.g. ``X-Frame-Options: DENY``). Headers the "
+            "server frames responses with (``Content-Length``, ``Connection``, "
+            "``Transfer-Encoding`` and the other hop-by-hop headers) are refused.", "http",
             default_text="(none)"),
     Setting("max_requests_per_connection", _at_least_zero, 0,
             "Close a keep-alive connection after this many requests (the last response "
@@ -722,9 +729,6 @@ SETTINGS: tuple[Setting, ...] = (
             "accepted by the socket) before the connection is closed and the worker "
             "producing the response is freed.",
             "timeouts"),
-    Setting("asyncore_loop_timeout", _seconds, 1,
-            "Longest time in seconds the event loop waits for socket activity.",
-            "timeouts"),
     # proxy
     Setting("trusted_proxy", _trusted_proxy, None,
             "Peers whose forwarding headers (and PROXY protocol header) are trusted: "
@@ -739,8 +743,7 @@ SETTINGS: tuple[Setting, ...] = (
             "proxy"),
     Setting("trusted_proxy_headers", _proxy_headers, frozenset(),
             "Forwarding headers trusted from the proxy, separated by spaces or commas: "
-            "``forwarded``, or any of ``x-forwarded-for``, ``x-forwarded-host``, "
-            "``x-forwarded-proto``, ``x-forwarded-port``, ``x-forwarded-by``. Requires "
+            f"``forwarded``, or any of {_X_FORWARDED_NAMES}. Requires "
             "``trusted_proxy``; left empty while ``trusted_proxy`` is set, "
             "``x-forwarded-proto`` is trusted (deprecated).",
             "proxy"),
@@ -769,13 +772,18 @@ SETTINGS: tuple[Setting, ...] = (
             '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s B b f a T "
             "M D L p, ``{header}i``, ``{header}o``, ``{variable}e``).", "logging"),
-    # compat
+    # compat: accepted and checked so that waitress configurations load; no effect.
+    Setting("asyncore_loop_timeout", _seconds, 1,
+            "Accepted for waitress compatibility; has no effect: the event loop sleeps "
+            "until a socket is ready or its next timer is due, not for a fixed interval.",
+            "compat"),
     Setting("send_bytes", _at_least_one, 1,
-            "Ignored; kept so that waitress configurations still load.", "compat",
+            "Accepted for waitress compatibility; has no effect: responses go out in "
+            "pieces as large as the socket accepts.", "compat",
             deprecated="send_bytes has no effect and will be removed in a future release"),
     Setting("asyncore_use_poll", _bool, False,
-            "Accepted for waitress compatibility; has no effect, the event loop picks "
-            "the best mechanism of the platform itself.",
+            "Accepted for waitress compatibility; has no effect: the event loop uses the "
+            "best mechanism of the platform (epoll, kqueue, or select on Windows).",
             "compat"),
 )  # fmt: skip
 
@@ -833,9 +841,78 @@ class Settings:
     ``listen`` is derived and always filled in: the ``listen`` setting if given, else
     ``host``/``port``; empty when ``sockets`` or ``unix_socket`` is used instead.
     ``trusted_proxy_count`` is resolved to 1 when unset, as in waitress.
+
+    The annotations below declare each setting's validated type, so a type checker checks
+    every use; a test keeps them and :data:`SETTINGS` naming the same settings. Durations
+    are ``float`` (an int is a valid float), and the values are read from the validated
+    mapping, not stored as attributes.
     """
 
     __slots__ = ("_values",)
+    _values: dict[str, Any]  # setting name -> validated value, in table order
+
+    # listening
+    host: str
+    port: int
+    listen: tuple[ListenAddress, ...]
+    ipv4: bool
+    ipv6: bool
+    unix_socket: Optional[str]
+    unix_socket_perms: int
+    sockets: tuple[socket.socket, ...]
+    fd: tuple[int, ...]
+    backlog: int
+    connection_limit: int
+    # threads
+    threads: int
+    max_threads: int
+    thread_idle_timeout: float
+    concurrency_limit: int
+    retry_after: int
+    channel_request_lookahead: int
+    # http
+    url_scheme: str
+    url_prefix: str
+    server_name: str
+    ident: Optional[str]
+    server_header: bool
+    date_header: bool
+    default_headers: tuple[tuple[str, str], ...]
+    max_requests_per_connection: int
+    max_request_header_size: int
+    max_request_body_size: int
+    expose_tracebacks: bool
+    interface: str
+    lifespan: str
+    # buffers
+    recv_bytes: int
+    inbuf_overflow: int
+    outbuf_overflow: int
+    outbuf_high_watermark: int
+    # timeouts
+    channel_timeout: float
+    cleanup_interval: float
+    request_head_timeout: float
+    request_body_timeout: float
+    keepalive_timeout: float
+    max_connection_age: float
+    graceful_timeout: float
+    send_timeout: float
+    # proxy
+    trusted_proxy: Optional[TrustedProxies]
+    trusted_proxy_count: int
+    trusted_proxy_headers: frozenset[str]
+    proxy_protocol: str
+    clear_untrusted_proxy_headers: bool
+    # logging
+    log_socket_errors: bool
+    log_untrusted_proxy_headers: bool
+    access_log: Optional[str]
+    access_log_format: str
+    # compat
+    asyncore_loop_timeout: float
+    send_bytes: int
+    asyncore_use_poll: bool
 
     def __init__(self, **values: Any) -> None:
         """Same as :meth:`from_mapping`; raises :class:`ConfigError`."""
@@ -852,24 +929,20 @@ class Settings:
         object.__setattr__(settings, "_values", _validate(values))
         return settings
 
-    @property
-    def listen(self) -> tuple[ListenAddress, ...]:
-        """The TCP addresses to listen on (see the class docstring)."""
-        addresses: tuple[ListenAddress, ...] = self._values["listen"]
-        return addresses
-
     def as_dict(self) -> dict[str, Any]:
         """Every setting's validated value in table order (``listen`` as derived)."""
         return dict(self._values)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, i.e. for the table's settings.
-        if not name.startswith("_"):
-            try:
-                return self._values[name]
-            except KeyError:
-                pass
-        raise AttributeError(f"no setting {name!r}{_did_you_mean(name)}")
+    if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt setting is an error
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when normal lookup fails: the annotations make no attributes.
+            if not name.startswith("_"):
+                try:
+                    return self._values[name]
+                except KeyError:
+                    pass
+            raise AttributeError(f"no setting {name!r}{_did_you_mean(name)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Settings are read-only; build new ones with from_mapping()")

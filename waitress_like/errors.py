@@ -20,6 +20,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "LocalProtocolError",
+    "describe_exception",
 ]
 
 
@@ -60,3 +61,9 @@ class LocalProtocolError(ProtocolError):
     """We (or the application) tried to send something HTTP/1.1 does not allow."""
 
     status_hint = 500
+
+
+def describe_exception(error: BaseException) -> str:
+    """``"TypeName: message"`` (or the type name alone) on one line, for a one-line report."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

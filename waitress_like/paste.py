@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Optional
 
+from .importer import make_importable
+
 __all__ = ["serve_paste", "load_ini", "split_ini_spec"]
 
 
@@ -55,13 +57,15 @@ def load_ini(
     and the settings of its ``[server:SERVER_NAME]`` section (``main`` by default).
 
     The settings are returned as the strings the ini holds, without PasteDeploy's
-    ``use`` key. A missing server section gives no settings. Needs PasteDeploy
-    (``pip install waitress_like[paste]``); raises ``ImportError`` without it and
-    PasteDeploy's own errors (``LookupError``, ``OSError``) for a bad file.
+    ``use`` key. A missing server section gives no settings. The current directory is
+    importable, as for ``MODULE:OBJECT`` specs (``use = call:module:factory``). Needs
+    PasteDeploy (``pip install waitress_like[paste]``); raises ``ImportError`` without it
+    and PasteDeploy's own errors (``LookupError``, ``OSError``) for a bad file.
     """
     from paste.deploy import loadapp
     from paste.deploy.loadwsgi import SERVER, loadcontext
 
+    make_importable()
     uri = "config:" + os.path.abspath(path)
     app = loadapp(uri, name=name)
     try:

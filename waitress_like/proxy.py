@@ -26,12 +26,13 @@ import re
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
 
 from .errors import ConfigError, RemoteProtocolError
-from .proxy_protocol import ProxyProtocolReader
+from .haproxy import ProxyProtocolReader
 
 __all__ = [
     "FORWARDING_HEADERS",
     "ForwardedElement",
     "MalformedProxyHeader",
+    "PROXY_PROTOCOL_MODES",
     "ProxyPolicy",
     "TrustedProxies",
     "parse_forwarded",
@@ -56,6 +57,9 @@ _HEADER_TITLES = {
     key: "-".join(part.capitalize() for part in key[5:].split("_")) for key in FORWARDING_HEADERS.values()
 }
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+#: Values of the ``proxy_protocol`` setting (see :meth:`ProxyPolicy.preamble_reader`).
+PROXY_PROTOCOL_MODES = ("off", "v1", "v2", "auto")
 
 
 class MalformedProxyHeader(RemoteProtocolError):
@@ -248,8 +252,8 @@ class ProxyPolicy:
     ) -> None:
         if trusted_count < 1:
             raise ValueError("trusted_count must be at least 1")
-        if protocol not in ("off", "v1", "v2", "auto"):
-            raise ValueError(f"protocol must be off, v1, v2 or auto, not {protocol!r}")
+        if protocol not in PROXY_PROTOCOL_MODES:
+            raise ValueError(f"protocol must be one of {', '.join(PROXY_PROTOCOL_MODES)}, not {protocol!r}")
         self.trusted_proxies = trusted_proxies
         self.trusted_count = trusted_count
         self.trusted_headers = frozenset(trusted_headers)
@@ -485,7 +489,7 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
     elements: list[ForwardedElement] = []
     parameters: dict[str, str] = {}
     size = len(value)
-    position = _OWS.match(value, 0).end()  # type: ignore[union-attr]
+    position = _skip_ows(value, 0)
     element_start = position
     element_end = position
     while position < size:
@@ -495,8 +499,8 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
                 if parameters:
                     elements.append(ForwardedElement(parameters, value[element_start:element_end]))
                     parameters = {}
-                element_start = _OWS.match(value, position + 1).end()  # type: ignore[union-attr]
-            position = _OWS.match(value, position + 1).end()  # type: ignore[union-attr]
+                element_start = _skip_ows(value, position + 1)
+            position = _skip_ows(value, position + 1)
             continue
         match = _PAIR.match(value, position)
         if match is None:
@@ -506,12 +510,18 @@ def parse_forwarded(value: str) -> list[ForwardedElement]:
             raise MalformedProxyHeader("Forwarded", f"parameter {name!r} repeated in one element", value)
         parameters[name] = _unquote(match.group(2))
         element_end = match.end()
-        position = _OWS.match(value, element_end).end()  # type: ignore[union-attr]
+        position = _skip_ows(value, element_end)
         if position < size and value[position] not in ",;":
             raise MalformedProxyHeader("Forwarded", f"expected ';' or ',' at offset {position}", value)
     if parameters:
         elements.append(ForwardedElement(parameters, value[element_start:element_end]))
     return elements
+
+
+def _skip_ows(value: str, position: int) -> int:
+    """The position after the spaces and tabs that start at ``position``."""
+    match = _OWS.match(value, position)
+    return match.end() if match is not None else position
 
 
 def _unquote(text: str) -> str:

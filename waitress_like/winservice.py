@@ -32,7 +32,10 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .server import Server
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -82,7 +85,7 @@ class ServiceRunner:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._server: Any = None
+        self._server: Optional[Server] = None
         self._stop_requested = False
         self._startup_error: Optional[BaseException] = None
 
@@ -99,19 +102,17 @@ class ServiceRunner:
         error = self._startup_error
         if error is None:
             return None
-        from .cli import CLIError
+        from .errors import describe_exception
         from .listeners import BindError
 
-        if isinstance(error, CLIError):
-            return error.message
         if isinstance(error, BindError) and error.strerror:
             return error.strerror  # the message without "[Errno N]"
         if type(error).__module__.startswith("waitress_like"):
             return str(error)
-        return f"{type(error).__name__}: {error}"
+        return describe_exception(error)
 
     @property
-    def server(self) -> Any:
+    def server(self) -> Optional[Server]:
         """The running :class:`~waitress_like.server.Server`, or None."""
         return self._server
 
@@ -199,18 +200,17 @@ class ServiceRunner:
             self._startup_error = error
             log.error("the server stopped: %s", self.startup_error_message)
 
-    def _create_server(self) -> Any:
+    def _create_server(self) -> Server:
         from . import create_server
-        from .cli import _make_current_directory_importable, load_app
+        from .importer import load_application
         from .paste import load_ini, split_ini_spec
 
         ini = split_ini_spec(self.app_spec)
         if ini is not None:
-            _make_current_directory_importable()  # for "use = call:module:factory"
             app, ini_settings = load_ini(ini[0], ini[1])
             settings = {**ini_settings, **self.settings}
         else:
-            app, settings = load_app(self.app_spec, self.call), self.settings
+            app, settings = load_application(self.app_spec, call_factory=self.call), self.settings
         return create_server(app, **settings)
 
 
@@ -456,7 +456,7 @@ def _service_class() -> type:
     import win32service
     import win32serviceutil
 
-    class WaitressLikeService(win32serviceutil.ServiceFramework):  # type: ignore[misc,name-defined]
+    class WaitressLikeService(win32serviceutil.ServiceFramework):
         """A service control manager's view of one :class:`ServiceRunner`."""
 
         _svc_name_ = DEFAULT_SERVICE_NAME

@@ -28,8 +28,8 @@ from typing import Any, NamedTuple, Optional
 
 import pytest
 
+from waitress_like.haproxy import ProxyHeader, ProxyProtocolError, ProxyProtocolReader
 from waitress_like.protocol import BodyChunk, EndOfRequest, ParserLimits, ParserState, RequestHead
-from waitress_like.proxy_protocol import ProxyHeader, ProxyProtocolError, ProxyProtocolReader
 
 from .corpus import (
     ACCEPTED,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from waitress_like.config import Settings
 from waitress_like.errors import ConfigError
+from waitress_like.haproxy import ProxyProtocolReader
 from waitress_like.proxy import (
     MalformedProxyHeader,
     ProxyPolicy,
@@ -19,7 +20,6 @@ from waitress_like.proxy import (
     parse_forwarded,
     trusted_proxy_from_environment,
 )
-from waitress_like.proxy_protocol import ProxyProtocolReader
 
 FORWARDING_KEYS = {
     "HTTP_FORWARDED",

@@ -11,9 +11,10 @@ Modules: :mod:`.scope` (environ -> HTTP scope), :mod:`.bridge` (the loop thread)
 :mod:`.adapter`, :mod:`.detect`.
 """
 
+from ..config import INTERFACES, LIFESPAN_MODES
 from .adapter import DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, ASGIAdapter
-from .detect import INTERFACES, detect_interface, resolve_application
-from .lifespan import LIFESPAN_MODES, LifespanError
+from .detect import detect_interface, resolve_application
+from .lifespan import LifespanError
 
 __all__ = [
     "ASGIAdapter",

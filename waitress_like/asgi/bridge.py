@@ -104,7 +104,7 @@ class BridgeLoop:
         """
         assert self.loop is not None
         if _EAGER_TASKS:
-            task = asyncio.Task(coroutine, loop=self.loop, eager_start=True)  # type: ignore[call-arg]
+            task = asyncio.Task(coroutine, loop=self.loop, eager_start=True)  # type: ignore[call-arg, unused-ignore]
         else:
             task = self.loop.create_task(coroutine)
         if not task.done():
@@ -113,7 +113,7 @@ class BridgeLoop:
 
     def task_done(self, task: Optional[asyncio.Task[Any]]) -> None:
         """Loop thread: ``task`` (from :meth:`create_task`) is ending; forget it."""
-        self.tasks.discard(task)  # type: ignore[arg-type]
+        self.tasks.discard(task)
 
     def run(self, coroutine: Coroutine[Any, Any, Any], timeout_seconds: Optional[float] = None) -> Any:
         """Any other thread: run ``coroutine`` on the loop and return its result.

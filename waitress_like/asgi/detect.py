@@ -24,13 +24,11 @@ from __future__ import annotations
 import inspect
 from typing import Any, Optional
 
+from ..config import INTERFACES, LIFESPAN_MODES
 from ..errors import ConfigError
 from .adapter import ASGIAdapter
-from .lifespan import LIFESPAN_MODES
 
-__all__ = ["INTERFACES", "detect_interface", "resolve_application"]
-
-INTERFACES = ("auto", "wsgi", "asgi3", "asgi2")
+__all__ = ["detect_interface", "resolve_application"]
 
 
 def _async_call_target(app: Any) -> Any:

@@ -21,14 +21,14 @@ import concurrent.futures
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
-from ..errors import WaitressLikeError
+from ..config import LIFESPAN_MODES
+from ..errors import WaitressLikeError, describe_exception
 from .bridge import BridgeLoop
 
-__all__ = ["Lifespan", "LifespanError", "LIFESPAN_MODES"]
+__all__ = ["Lifespan", "LifespanError"]
 
 log = logging.getLogger("waitress_like")
 
-LIFESPAN_MODES = ("auto", "on", "off")
 _LIFESPAN_SPEC_VERSION = "2.0"
 
 _COMPLETE = "complete"
@@ -83,14 +83,14 @@ class Lifespan:
             raise LifespanError(f"the application's lifespan startup failed{reason}")
         # _ENDED: the app raised, or returned without answering.
         if self.mode == "on":
-            what = f"raised {_describe(detail)}" if detail is not None else "returned without answering"
+            what = "returned without answering" if detail is None else f"raised {describe_exception(detail)}"
             raise LifespanError(
                 f"lifespan is 'on' but the application {what} on lifespan.startup"
             ) from detail
         if detail is not None:
             log.info(
                 "the ASGI application does not support lifespan (%s); serving without it",
-                _describe(detail),
+                describe_exception(detail),
             )
         else:
             log.info("the ASGI application does not support lifespan; serving without it")
@@ -186,8 +186,3 @@ class Lifespan:
             future.set_result((_COMPLETE, None))
         else:
             future.set_result((_FAILED, message.get("message", "")))
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

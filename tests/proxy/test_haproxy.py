@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from waitress_like.proxy_protocol import (
+from waitress_like.haproxy import (
     NEED_DATA,
     V1_MAX_LINE_BYTES,
     ProxyHeader,
