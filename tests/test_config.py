@@ -90,6 +90,9 @@ OUR_OWN = {
     "access_log": "production controls",
     "access_log_format": "production controls",
     "limit_request_fields": "issue 17: the parser's field-count limit as a setting",
+    "connection_limit_per_address": "issue 17: slow clients at the connection limit",
+    "request_min_rate": "issue 17: slow clients at the connection limit",
+    "request_min_rate_grace": "issue 17: slow clients at the connection limit",
 }
 
 
@@ -268,6 +271,9 @@ CONVERSIONS = [
     ("log_socket_errors", "no", False),
     ("max_request_header_size", "1024", 1024),
     ("limit_request_fields", "100", 100),
+    ("connection_limit_per_address", "8", 8),
+    ("request_min_rate", "0", 0),
+    ("request_min_rate_grace", "2.5", 2.5),
     ("max_request_body_size", "0", 0),
     ("max_request_body_size", 10, 10),
     ("expose_tracebacks", "on", True),
@@ -382,6 +388,9 @@ BAD_VALUES = [
     ("log_socket_errors", "sometimes"),
     ("max_request_header_size", 0),
     ("limit_request_fields", "0"),
+    ("connection_limit_per_address", "-1"),
+    ("request_min_rate", "fast"),
+    ("request_min_rate_grace", "0"),
     ("max_request_body_size", -1),
     ("expose_tracebacks", "2"),
     ("asyncore_use_poll", "poll"),

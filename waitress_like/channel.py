@@ -297,11 +297,11 @@ class Channel:
             if isinstance(event, RequestHead):
                 self._head_started_at = None
                 self._begin_progress(self._last_received_at)
-                self._receiving = (event, RequestBody(self._context.inbuf_overflow))  # type: ignore[arg-type]
-                self._continue_due = event.expect_continue  # type: ignore[union-attr]
+                self._receiving = (event, RequestBody(self._context.inbuf_overflow))
+                self._continue_due = event.expect_continue
             elif isinstance(event, BodyChunk):
                 assert self._receiving is not None
-                self._receiving[1].append(event.data)  # type: ignore[union-attr]
+                self._receiving[1].append(event.data)
             elif isinstance(event, EndOfRequest):
                 assert self._receiving is not None
                 head, body = self._receiving

@@ -863,6 +863,7 @@ class Settings:
     fd: tuple[int, ...]
     backlog: int
     connection_limit: int
+    connection_limit_per_address: int
     # threads
     threads: int
     max_threads: int
@@ -881,6 +882,7 @@ class Settings:
     max_requests_per_connection: int
     max_request_header_size: int
     max_request_body_size: int
+    limit_request_fields: int
     expose_tracebacks: bool
     interface: str
     lifespan: str
@@ -893,6 +895,8 @@ class Settings:
     channel_timeout: float
     cleanup_interval: float
     request_head_timeout: float
+    request_min_rate: int
+    request_min_rate_grace: float
     request_body_timeout: float
     keepalive_timeout: float
     max_connection_age: float

@@ -80,7 +80,7 @@ class ChannelContext:
         self.outbuf_overflow = settings.outbuf_overflow
         self.outbuf_high_watermark = settings.outbuf_high_watermark
         # The Server header of responses the server writes itself (errors, 503s).
-        self.ident = settings.ident if settings.server_header else ""
+        self.ident = (settings.ident or "") if settings.server_header else ""
         self.keepalive_timeout = settings.keepalive_timeout
         self.max_connection_age = settings.max_connection_age
         self.max_requests_per_connection = settings.max_requests_per_connection
@@ -139,7 +139,7 @@ class Server:
             server_name=settings.server_name,
             url_scheme=settings.url_scheme,
             url_prefix=settings.url_prefix,
-            ident=settings.ident,
+            ident=settings.ident or "",
             expose_tracebacks=settings.expose_tracebacks,
             server_header=settings.server_header,
             date_header=settings.date_header,

@@ -399,7 +399,7 @@ class _Response:
         if type(app_iter) is FileWrapper and self._try_sendfile(app_iter):
             return
         if type(app_iter) in (list, tuple):
-            self._send_sequence(app_iter)  # type: ignore[arg-type]
+            self._send_sequence(app_iter)
             return
         disconnected = self.request.client_disconnected
         for chunk in app_iter:
