@@ -337,9 +337,13 @@ class Channel:
 
     def _refuse(self, status_code: int, detail: str) -> None:
         """Stop reading; answer ``status_code`` after the queued responses, then close."""
+        # In the version of the request whose body was being read; HTTP/1.0 when the head
+        # itself was bad, as waitress answers.
+        version = self._receiving[0].version if self._receiving is not None else (1, 0)
         self._drop_partial_request()
         self.state = ChannelState.CLOSING
-        self._ready.append(_ErrorReply(simple_response(status_code, detail, self._context.ident, close=True)))
+        reply = simple_response(status_code, detail, self._context.ident, close=True, version=version)
+        self._ready.append(_ErrorReply(reply))
 
     def _start(self, job: _Job) -> None:
         if type(job) is _ErrorReply:

@@ -299,7 +299,13 @@ class WSGIGateway:
             error.reason,
             error.value,
         )
-        data = simple_response(400, f"The {error.header} header is malformed", self.server_header, close=True)
+        data = simple_response(
+            400,
+            f"The {error.header} header is malformed",
+            self.server_header,
+            close=True,
+            version=request.head.version,
+        )
         if request.head.method == "HEAD":
             data = data[: data.index(b"\r\n\r\n") + 4]
         try:
@@ -583,7 +589,9 @@ class _Response:
                 detail = "The server encountered an unexpected internal server error"
                 if self.gateway.expose_tracebacks:
                     detail += "\r\n\r\n" + "".join(traceback.format_exception(*exc_info))
-                body = simple_response(500, detail, self.gateway.server_header, close=True)
+                body = simple_response(
+                    500, detail, self.gateway.server_header, close=True, version=head.version
+                )
                 if head.method == "HEAD":
                     body = body[: body.index(b"\r\n\r\n") + 4]
                 self.state = _ResponseState.FINISHED
