@@ -305,7 +305,11 @@ class Channel:
                 assert self._receiving is not None
                 head, body = self._receiving
                 self._receiving = None
-                self._continue_due = False
+                if self._continue_due:
+                    # The body came before we said 100: RFC 9110 10.1.1 lets us skip it,
+                    # but waitress sends it, and clients written for it may read it first.
+                    self._continue_due = False
+                    self._ready.append(_ErrorReply(_CONTINUE, close_connection=False))
                 self._ready.append(
                     WSGIRequest(
                         head,

@@ -121,6 +121,24 @@ def test_expect_100_continue(start_server):
         assert json.loads(response.body)["body"] == "hello"
 
 
+def test_expect_100_continue_is_sent_even_when_the_body_came_with_the_head(start_server):
+    """RFC 9110 10.1.1 lets a server skip the 100 then; waitress sends it, and so do we,
+    each in order with the pipelined responses around it."""
+    app = EchoApp()
+    server = start_server(app)
+    expecting = b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"
+    with Connection(server.address) as conn:
+        conn.send(expecting % 1 + GET + expecting % 2)
+        responses = [conn.read_interim_or_final() for _ in range(5)]
+    assert [response.status for response in responses] == [100, 200, 200, 100, 200]
+    finals = [json.loads(response.body) for response in responses if response.status == 200]
+    assert [(seen["PATH_INFO"], seen["body"]) for seen in finals] == [
+        ("/1", "hello"),
+        ("/", ""),
+        ("/2", "hello"),
+    ]
+
+
 def test_chunked_request_body_reaches_app_with_length(start_server):
     app = EchoApp()
     server = start_server(app)
