@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 
@@ -32,6 +33,7 @@ def test_environ_is_complete(start_server):
     assert seen["SERVER_PORT"] == str(server.address[1])
     assert seen["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["REMOTE_HOST"] == "127.0.0.1"  # no name look-up: the address, as in waitress
     assert seen["REMOTE_PORT"].isdigit()
     assert seen["HTTP_HOST"] == "example.com:8080"
     assert seen["HTTP_X_MULTI"] == "one, two"
@@ -45,6 +47,13 @@ def test_environ_is_complete(start_server):
     assert seen["wsgi.input_terminated"] is True
     assert seen["body"] == "body"
     assert seen["read_after_end"] == ""
+
+
+def test_remote_host_follows_a_trusted_proxy(start_server):
+    app = EchoApp()
+    server = start_server(app, trusted_proxy="127.0.0.1", trusted_proxy_headers="x-forwarded-for")
+    request(server.address, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+    assert (app.calls[0]["REMOTE_ADDR"], app.calls[0]["REMOTE_HOST"]) == ("192.0.2.1", "192.0.2.1")
 
 
 def test_path_is_latin1_decoded(start_server):
@@ -118,18 +127,49 @@ def test_error_after_headers_closes_connection(start_server):
     assert not data.endswith(b"0\r\n\r\n")  # no clean end: the client knows it was cut
 
 
-@pytest.mark.parametrize("body", [b"abc", b"abcdefghij"], ids=["short", "long"])
-def test_wrong_content_length_from_app_never_corrupts_next_response(start_server, body):
+def test_body_shorter_than_its_content_length_closes_the_connection(start_server):
     def lying(environ, start_response):
         start_response("200 OK", [("Content-Length", "5")])
-        return iter([body])
+        return iter([b"abc"])
 
     server = start_server(lying)
     with Connection(server.address) as conn:
         conn.send(GET + GET)
         data = conn.read_all()
     assert data.count(b"HTTP/1.1 200") == 1
-    assert data.endswith(body[:5])
+    assert data.endswith(b"abc")
+
+
+def _too_long_iterator(environ, start_response):
+    start_response("200 OK", [("Content-Length", "5")])
+    return iter([b"abc", b"defghij"])
+
+
+def _too_long_list(environ, start_response):
+    start_response("200 OK", [("Content-Length", "5")])
+    return [b"abcdefghij"]
+
+
+def _too_long_write(environ, start_response):
+    write = start_response("200 OK", [("Content-Length", "5")])
+    write(b"abcdefghij")
+    return []
+
+
+@pytest.mark.parametrize("app", [_too_long_iterator, _too_long_list, _too_long_write])
+def test_body_longer_than_its_content_length_is_cut_and_the_connection_kept(start_server, app):
+    """As in waitress: exactly Content-Length bytes go out, so the next response is
+    framed right and the connection can carry it."""
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        conn.send(GET + GET)
+        for _ in range(2):
+            response = conn.read_response()
+            assert response.status == 200
+            assert response.body == b"abcde"
+            assert not response.closes
+        conn.send(GET)
+        assert conn.read_response().body == b"abcde"
 
 
 def test_app_iter_close_is_always_called(start_server):
@@ -235,14 +275,62 @@ def test_file_wrapper_sends_file(start_server, tmp_path):
 
 
 def test_file_wrapper_with_non_file_object_iterates(start_server):
-    import io
-
     def app(environ, start_response):
         start_response("200 OK", [])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory"), 4)
 
     server = start_server(app)
-    assert request(server.address, GET).body == b"in memory"
+    response = request(server.address, GET)
+    assert response.body == b"in memory"
+    assert response.header("Content-Length") == "9"  # seekable: its size is known
+
+
+class _Unseekable:
+    """Only ``read``: a file-like object whose size nobody can know in advance."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, size: int) -> bytes:
+        piece, self.data = self.data[:size], self.data[size:]
+        return piece
+
+
+@pytest.mark.parametrize("kind", ["file", "bytesio"])
+def test_file_wrapper_length_longer_than_the_file_says_what_the_file_holds(start_server, tmp_path, kind):
+    """As in waitress: a Content-Length the file cannot fill is replaced by its real size,
+    so the response is complete and the connection stays open."""
+    content = b"0123456789" * 1000
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+
+    def app(environ, start_response):
+        handle = open(path, "rb") if kind == "file" else io.BytesIO(content)
+        handle.seek(100)
+        start_response("200 OK", [("content-length", str(len(content) + 10))])
+        return environ["wsgi.file_wrapper"](handle, 4096)
+
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        for _ in range(2):
+            conn.send(GET)
+            response = conn.read_response()
+            assert response.header_list("Content-Length") == [str(len(content) - 100)]
+            assert response.body == content[100:]
+            assert not response.closes
+
+
+def test_file_wrapper_length_longer_than_an_unsizable_object_closes(start_server):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "20")])
+        return environ["wsgi.file_wrapper"](_Unseekable(b"only ten.."), 4)
+
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        conn.send(GET + GET)
+        data = conn.read_all()
+    assert data.count(b"HTTP/1.1 200") == 1
+    assert b"Content-Length: 20\r\n" in data and data.endswith(b"\r\n\r\nonly ten..")
 
 
 def test_request_body_spills_to_temp_file(start_server):
