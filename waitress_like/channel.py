@@ -306,7 +306,11 @@ class Channel:
                 assert self._receiving is not None
                 head, body = self._receiving
                 self._receiving = None
-                self._continue_due = False
+                if self._continue_due:
+                    # The body came before we said 100: RFC 9110 10.1.1 lets us skip it,
+                    # but waitress sends it, and clients written for it may read it first.
+                    self._continue_due = False
+                    self._ready.append(_ErrorReply(_CONTINUE, close_connection=False))
                 self._ready.append(
                     WSGIRequest(
                         head,
@@ -344,9 +348,13 @@ class Channel:
 
     def _refuse(self, status_code: int, detail: str) -> None:
         """Stop reading; answer ``status_code`` after the queued responses, then close."""
+        # In the version of the request whose body was being read; HTTP/1.0 when the head
+        # itself was bad, as waitress answers.
+        version = self._receiving[0].version if self._receiving is not None else (1, 0)
         self._drop_partial_request()
         self.state = ChannelState.CLOSING
-        self._ready.append(_ErrorReply(simple_response(status_code, detail, self._context.ident, close=True)))
+        reply = simple_response(status_code, detail, self._context.ident, close=True, version=version)
+        self._ready.append(_ErrorReply(reply))
 
     def _start(self, job: _Job) -> None:
         if type(job) is _ErrorReply:

@@ -222,6 +222,10 @@ class WSGIGateway:
             environ["CONTENT_LENGTH"] = str(request.body_length)
         if self.proxy is not None:
             self.proxy.apply(environ, request.proxy_trusted)  # may raise MalformedProxyHeader
+        # CGI lets REMOTE_HOST be the address when no name is looked up (RFC 3875 4.1.9).
+        # waitress sets it, so applications written for waitress read it; after the proxy
+        # rewrite, it names the same client as REMOTE_ADDR.
+        environ["REMOTE_HOST"] = environ["REMOTE_ADDR"]
         return environ
 
     def _path_info(self, path: str) -> str:
@@ -300,7 +304,13 @@ class WSGIGateway:
             error.reason,
             error.value,
         )
-        data = simple_response(400, f"The {error.header} header is malformed", self.server_header, close=True)
+        data = simple_response(
+            400,
+            f"The {error.header} header is malformed",
+            self.server_header,
+            close=True,
+            version=request.head.version,
+        )
         if request.head.method == "HEAD":
             data = data[: data.index(b"\r\n\r\n") + 4]
         try:
@@ -326,6 +336,7 @@ class _Response:
         "body_bytes",
         "logged_status",
         "app_sets",
+        "excess_logged",
     )
 
     def __init__(self, gateway: WSGIGateway, request: WSGIRequest, pipe: OutputPipe) -> None:
@@ -342,6 +353,7 @@ class _Response:
         self.body_bytes = 0
         self.logged_status = 0  # what the access log records when it is not status_code
         self.app_sets: set[str] = set()  # "date"/"server" when the application sent its own
+        self.excess_logged = False  # warned that the application sent past its Content-Length
 
     # -- PEP 3333 start_response and write -------------------------------------------------
 
@@ -396,7 +408,7 @@ class _Response:
     # -- body --------------------------------------------------------------------------
 
     def send_body(self, app_iter: Iterable[bytes]) -> None:
-        if type(app_iter) is FileWrapper and self._try_sendfile(app_iter):
+        if type(app_iter) is FileWrapper and self._send_file(app_iter):
             return
         if type(app_iter) in (list, tuple):
             self._send_sequence(app_iter)
@@ -422,24 +434,26 @@ class _Response:
         if body:
             self._send(body, finish=True)
 
-    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
-        """Send a regular file with sendfile from the loop thread; False to iterate instead."""
+    def _send_file(self, wrapper: FileWrapper) -> bool:
+        """Frame a wrapped file by its size, and send a regular file with sendfile from the
+        loop thread. False when the body is to be iterated instead.
+
+        When the file's size is known, the Content-Length says what the file really holds
+        from its current position, if the application gave none or a longer one (as
+        waitress does): a length the body cannot fill would cost the connection.
+        """
         if self.state is not _ResponseState.HEADERS_SET:
             return False
-        filelike = wrapper.filelike
-        try:
-            fd = filelike.fileno()
-            info = os.fstat(fd)
-            offset = filelike.tell()
-        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        extent = _file_extent(wrapper.filelike)
+        if extent is None:
             return False
-        if not stat.S_ISREG(info.st_mode):
+        fd, offset, available = extent
+        if self.content_length is None or self.content_length > available:
+            self._set_content_length(available)
+        if fd is None:
             return False
-        available = max(0, info.st_size - offset)
-        if self.content_length is None:
-            self.content_length = available
-            self.headers = self.headers + [("Content-Length", str(available))]
-        count = min(available, self.content_length)
+        count = self.content_length
+        assert count is not None
         head = self._start_head()
         if self.framing is not _Framing.LENGTH or count == 0:
             # No body to send (HEAD, 304...) or nothing in the file: the normal path is exact.
@@ -451,6 +465,13 @@ class _Response:
         self.pipe.write_file(os.dup(fd), offset, count)
         self.body_bytes = count
         return True
+
+    def _set_content_length(self, length: int) -> None:
+        """Replace the application's Content-Length (its list is left untouched)."""
+        self.content_length = length
+        headers = [item for item in self.headers if item[0].lower() != "content-length"]
+        headers.append(("Content-Length", str(length)))
+        self.headers = headers
 
     def _send(self, data: bytes, finish: bool) -> None:
         """Frame ``data`` and hand it to the pipe, with the head first if still unsent.
@@ -472,17 +493,18 @@ class _Response:
             assert self.content_length is not None
             room = self.content_length - self.body_bytes
             if len(data) > room:
-                log.warning(
-                    "application sent more than its Content-Length for %s; truncated",
-                    self.request.head.target,
-                )
+                # Exactly Content-Length bytes go out whatever the application sends, so
+                # the next response on the connection is framed right and the connection
+                # stays usable (as in waitress); the excess is dropped.
+                self._warn_excess()
                 data = data[:room]
-                self.close_connection = True
-            self.body_bytes += len(data)
-            parts.append(data)
+            if data:
+                self.body_bytes += len(data)
+                parts.append(data)
         elif framing is _Framing.CHUNKED:
             self.body_bytes += len(data)
-            parts += (b"%x\r\n" % len(data), data, b"\r\n")
+            # Upper-case hex, as waitress writes it (RFC 9112 7.1 allows either case).
+            parts += (b"%X\r\n" % len(data), data, b"\r\n")
             if finish:
                 parts.append(LAST_CHUNK)
         elif framing is _Framing.UNTIL_CLOSE:
@@ -493,8 +515,17 @@ class _Response:
             self._check_length()
             self.state = _ResponseState.FINISHED
             self.pipe.write_parts(parts, finish=True, close_connection=self.close_connection)
-        else:
+        elif parts:
             self.pipe.write_parts(parts)
+
+    def _warn_excess(self) -> None:
+        if not self.excess_logged:
+            self.excess_logged = True
+            log.warning(
+                "application sent more than its Content-Length (%d) for %s; the excess is dropped",
+                self.content_length,
+                self.request.head.target,
+            )
 
     def _start_head(self) -> bytes:
         """Decide the framing and serialise the status line and headers."""
@@ -528,7 +559,9 @@ class _Response:
         if self.close_connection:
             lines.append("Connection: close\r\n")
         elif version < (1, 1):
-            lines.append("Connection: keep-alive\r\n")
+            # waitress's spelling; the token is case-insensitive (RFC 9110 7.6.1), but
+            # HTTP/1.0 clients and tests written against waitress compare it.
+            lines.append("Connection: Keep-Alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 
@@ -585,7 +618,9 @@ class _Response:
                 detail = "The server encountered an unexpected internal server error"
                 if self.gateway.expose_tracebacks:
                     detail += "\r\n\r\n" + "".join(traceback.format_exception(*exc_info))
-                body = simple_response(500, detail, self.gateway.server_header, close=True)
+                body = simple_response(
+                    500, detail, self.gateway.server_header, close=True, version=head.version
+                )
                 if head.method == "HEAD":
                     body = body[: body.index(b"\r\n\r\n") + 4]
                 self.state = _ResponseState.FINISHED
@@ -599,3 +634,36 @@ class _Response:
             self.pipe.finish(close_connection=True)
         finally:
             exc_info = None  # type: ignore[assignment]
+
+
+def _file_extent(filelike: Any) -> Optional[tuple[Optional[int], int, int]]:
+    """``(descriptor, position, bytes from there to the end)`` of a file whose size is known.
+
+    That is a regular file (its descriptor is given, for sendfile), or a seekable
+    file-like object without one such as ``BytesIO`` (descriptor None). None for anything
+    else: a pipe, socket or device has no size to trust, and an object that cannot seek
+    cannot say.
+    """
+    try:
+        fd: Optional[int] = filelike.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        fd = None
+    try:
+        if fd is not None:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            position = filelike.tell()
+            end = info.st_size
+        elif filelike.seekable():
+            position = filelike.tell()
+            filelike.seek(0, os.SEEK_END)
+            end = filelike.tell()
+            filelike.seek(position)
+        else:
+            return None
+    except (AttributeError, OSError, ValueError, TypeError):
+        return None
+    if type(position) is not int or type(end) is not int:
+        return None
+    return fd, position, max(0, end - position)

@@ -44,7 +44,7 @@ def test_http10_closes_unless_keep_alive_asked(start_server):
         for _ in range(3):
             conn.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             response = conn.read_response()
-            assert response.header("Connection") == "keep-alive"
+            assert response.header("Connection") == "Keep-Alive"  # waitress's spelling
             assert response.body == b"hello"
 
 
@@ -119,6 +119,38 @@ def test_expect_100_continue(start_server):
         conn.send(b"hello")
         response = conn.read_response()
         assert json.loads(response.body)["body"] == "hello"
+
+
+def test_expect_100_continue_is_sent_even_when_the_body_came_with_the_head(start_server):
+    """RFC 9110 10.1.1 lets a server skip the 100 then; waitress sends it, and so do we,
+    each in order with the pipelined responses around it."""
+    app = EchoApp()
+    server = start_server(app)
+    expecting = b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"
+    with Connection(server.address) as conn:
+        conn.send(expecting % 1 + GET + expecting % 2)
+        responses = [conn.read_interim_or_final() for _ in range(5)]
+    assert [response.status for response in responses] == [100, 200, 200, 100, 200]
+    finals = [json.loads(response.body) for response in responses if response.status == 200]
+    assert [(seen["PATH_INFO"], seen["body"]) for seen in finals] == [
+        ("/1", "hello"),
+        ("/", ""),
+        ("/2", "hello"),
+    ]
+
+
+def test_chunk_sizes_are_written_in_upper_case_hex(start_server):
+    """As waitress writes them (RFC 9112 7.1 allows either case)."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return iter([b"x" * 26, b"y" * 255])
+
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = conn.read_all()
+    assert data.endswith(b"\r\n\r\n1A\r\n" + b"x" * 26 + b"\r\nFF\r\n" + b"y" * 255 + b"\r\n0\r\n\r\n")
 
 
 def test_chunked_request_body_reaches_app_with_length(start_server):

@@ -79,8 +79,9 @@ def test_slowloris_clients_are_cut_and_a_fresh_client_is_served(start_server):
         assert time.monotonic() - started < 8
         for trickler in slow:
             assert trickler.closed_by_server.wait(10)
-            # Cut at its deadline (408), or closed at once to make room for the client.
-            assert trickler.received == b"" or trickler.received.startswith(b"HTTP/1.1 408 ")
+            # Cut at its deadline (408; HTTP/1.0, as the head never arrived, as waitress
+            # answers a bad head), or closed at once to make room for the client.
+            assert trickler.received == b"" or trickler.received.startswith(b"HTTP/1.0 408 ")
     finally:
         for trickler in slow:
             trickler.finish()
@@ -173,7 +174,8 @@ def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(start_server, fiel
     with Connection(server.address) as conn:
         conn.send(raw)
         data = conn.read_all()
-    assert data.count(b"HTTP/1.1 ") == 1
+    # One response, in HTTP/1.0 as waitress answers a bad head.
+    assert data.count(b"HTTP/1.") == 1
     status = int(data.split(b" ", 2)[1])
     assert status in (400, 413, 501)
     assert b"Connection: close" in data

@@ -144,14 +144,22 @@ class ChunkedReader:
 
     @staticmethod
     def _size_line_error(line: bytes) -> RemoteProtocolError:
+        # The messages begin as waitress's do ("Invalid chunk size", "Invalid chunk
+        # extension"), so that people and tests that know waitress recognise them.
         if b"\r" in line or b"\n" in line:
             return RemoteProtocolError("bare CR or LF in a chunk-size line")
         digits = len(line) - len(line.lstrip(b"0123456789ABCDEFabcdef"))
         if digits == 0:
-            return RemoteProtocolError("chunk-size line does not start with a hex chunk size")
+            return RemoteProtocolError(
+                "Invalid chunk size: the chunk-size line does not start with hex digits"
+            )
         if digits > 16:
-            return RemoteProtocolError("chunk size has more than 16 hex digits")
-        return RemoteProtocolError("malformed chunk extension")
+            return RemoteProtocolError("Invalid chunk size: more than 16 hex digits")
+        if line[digits : digits + 1] not in (b";", b" ", b"\t"):
+            return RemoteProtocolError(
+                "Invalid chunk size: the hex digits are followed by neither ';' nor the line end"
+            )
+        return RemoteProtocolError("Invalid chunk extension")
 
     def _read_data(self, buffer: bytearray) -> BodyChunk | None:
         if not buffer:
@@ -168,7 +176,7 @@ class ChunkedReader:
         if not length:
             return False
         if buffer[0] != 13 or (length > 1 and buffer[1] != 10):
-            raise RemoteProtocolError("chunk data not followed by CRLF")
+            raise RemoteProtocolError("Chunk not properly terminated: chunk data not followed by CRLF")
         if length == 1:
             return False
         del buffer[:2]
