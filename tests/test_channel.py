@@ -110,7 +110,7 @@ def test_silent_connection_is_cut_at_the_head_deadline_counted_from_accept() -> 
         harness.loop.advance(0.2)
         harness.pump()
         received = harness.received()
-        assert received.startswith(b"HTTP/1.1 408 ")
+        assert received.startswith(b"HTTP/1.0 408 ")
         assert b"Connection: close" in received
         assert harness.state in (ChannelState.LINGERING, ChannelState.CLOSED)
     finally:
@@ -124,7 +124,7 @@ def test_first_head_deadline_does_not_restart_at_its_first_byte() -> None:
         harness.send(b"GET / HTTP/1.1\r\n")
         harness.loop.advance(10.1)
         harness.pump()
-        assert harness.received().startswith(b"HTTP/1.1 408 ")
+        assert harness.received().startswith(b"HTTP/1.0 408 ")
     finally:
         harness.close()
 
@@ -161,7 +161,7 @@ def test_a_trickled_head_is_cut_when_it_falls_below_the_minimum_rate() -> None:
         assert harness.state is ChannelState.OPEN
         harness.loop.advance(0.1)
         harness.pump()
-        assert harness.received().startswith(b"HTTP/1.1 408 ")
+        assert harness.received().startswith(b"HTTP/1.0 408 ")
     finally:
         harness.close()
 
@@ -263,7 +263,7 @@ def test_a_head_over_the_limit_gets_431_however_long() -> None:
             harness.client.sendall(b"a" * 8192)
             harness.pump()
         received = harness.received()
-        assert received.startswith(b"HTTP/1.1 431 ")
+        assert received.startswith(b"HTTP/1.0 431 ")
         assert not harness.submitted
     finally:
         harness.close()
