@@ -76,24 +76,31 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, Params]] | None:
         match = _EXTENSION_RE.match(text, position)
         if match is None:
             return None
-        name = match.group(1).lower()
-        position = match.end()
-        params: Params = []
-        while (param := _PARAM_RE.match(text, position)) is not None:
-            param_name, token, quoted = param.groups()
-            value = token
-            if quoted is not None:
-                value = _QUOTED_PAIR_RE.sub(r"\1", quoted)
-                if _TOKEN_RE.fullmatch(value) is None:
-                    return None
-            params.append((param_name.lower(), value))
-            position = param.end()
+        parsed = _parse_params(text, match.end())
+        if parsed is None:
+            return None
+        params, position = parsed
         separator = _LIST_SEPARATOR_RE.match(text, position)
         if separator is None:
             return None
         position = separator.end()
-        extensions.append((name, params))
+        extensions.append((match.group(1).lower(), params))
     return extensions
+
+
+def _parse_params(text: str, position: int) -> tuple[Params, int] | None:
+    """The ``; name[=value]`` parameters from ``position``, and where they end."""
+    params: Params = []
+    while (param := _PARAM_RE.match(text, position)) is not None:
+        name, token, quoted = param.groups()
+        value = token
+        if quoted is not None:
+            value = _QUOTED_PAIR_RE.sub(r"\1", quoted)
+            if _TOKEN_RE.fullmatch(value) is None:
+                return None
+        params.append((name.lower(), value))
+        position = param.end()
+    return params, position
 
 
 class DeflateOptions:
