@@ -165,6 +165,9 @@ class Server:
         self._loop_thread: Optional[threading.Thread] = None
         self._drain_timer: Any = None
         self.drained_cleanly = True
+        #: Requests handed to the application so far (loop thread writes; any thread may
+        #: read it, e.g. for max_requests).
+        self.requests_started = 0
 
     # -- where it listens --------------------------------------------------------------------
 
@@ -242,6 +245,16 @@ class Server:
         self.loop.call_soon_threadsafe(self._begin_drain, grace)
         self._stopped.wait(grace + 10)
 
+    def drain_soon(self) -> None:
+        """Any thread, or a signal handler: begin the graceful drain (see :meth:`close`)
+        on the loop thread, with the ``graceful_timeout`` grace period. Returns at once."""
+        self.loop.call_soon_from_signal(self._begin_drain)
+
+    def stop_soon(self) -> None:
+        """Any thread, or a signal handler: close every connection and stop, without
+        waiting for requests in flight. Returns at once."""
+        self.loop.call_soon_from_signal(self._force_stop)
+
     def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
         """Loop thread: stop accepting, close idle connections, finish the others."""
         if self.context.draining:
@@ -314,6 +327,7 @@ class Server:
     # -- loop thread -----------------------------------------------------------------------
 
     def _submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
+        self.requests_started += 1
         self.pool.submit(functools.partial(self.gateway.run, request, pipe))
         # As waitress: only jobs beyond the idle workers are really waiting.
         depth = self.pool.queued_count - self.pool.idle_count
@@ -452,9 +466,9 @@ def run_until_signalled(server: Server) -> bool:
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
         if len(received) == 1:
-            server.loop.call_soon_from_signal(server._begin_drain)
+            server.drain_soon()
         else:
-            server.loop.call_soon_from_signal(server._force_stop)
+            server.stop_soon()
 
     previous = {}
     previous_wakeup_fd = None
