@@ -16,10 +16,9 @@ from typing import Any, Callable, Optional
 from tests.fakeloop import FakeLoop
 from waitress_like.buffers import OutputPipe
 from waitress_like.channel import Channel, ChannelState
+from waitress_like.channel_policy import ChannelPolicy
 from waitress_like.config import Settings
 from waitress_like.loop import EVENT_READ, EVENT_WRITE
-from waitress_like.proxy import ProxyPolicy
-from waitress_like.server import ChannelContext
 from waitress_like.wsgi import WSGIGateway, WSGIRequest
 
 
@@ -30,11 +29,37 @@ class _Listener:
     server_port = "80"
 
 
+class _Owner:
+    """The ChannelOwner side, recording what the channel asks of it."""
+
+    def __init__(self, loop: FakeLoop) -> None:
+        self.loop = loop
+        self.draining = False
+        self.capacity_left: Optional[int] = None  # None: no concurrency_limit
+        self.submitted: list[tuple[WSGIRequest, OutputPipe]] = []
+        self.in_service = 0
+        self.closed: list[Channel] = []
+
+    def at_capacity(self) -> bool:
+        return self.capacity_left is not None and self.in_service >= self.capacity_left
+
+    def submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
+        self.in_service += 1
+        self.submitted.append((request, pipe))
+
+    def request_done(self) -> None:
+        self.in_service -= 1
+
+    def channel_closed(self, channel: Channel) -> None:
+        self.closed.append(channel)
+
+
 class ChannelHarness:
     def __init__(self, app: Callable[..., Any], peer: str = "192.0.2.10", **settings: Any) -> None:
         self.loop = FakeLoop()
         self.settings = Settings.from_mapping({"host": "127.0.0.1", "port": 0, **settings})
-        proxy = ProxyPolicy.from_settings(self.settings)
+        self.policy = ChannelPolicy.from_settings(self.settings)
+        self.owner = _Owner(self.loop)
         self.gateway = WSGIGateway(
             app,
             server_name="localhost",
@@ -43,20 +68,12 @@ class ChannelHarness:
             ident="waitress_like",
             expose_tracebacks=False,
         )
-        self.submitted: list[tuple[WSGIRequest, OutputPipe]] = []
-        self.closed: list[Channel] = []
-        self.context = ChannelContext(
-            self.settings,
-            self.loop,  # type: ignore[arg-type]
-            lambda request, pipe: self.submitted.append((request, pipe)),
-            self.closed.append,
-            lambda: False,
-            proxy=proxy,
-        )
+        self.submitted = self.owner.submitted
+        self.closed = self.owner.closed
         self.client, server_side = socket.socketpair()
         server_side.setblocking(False)
         self.client.settimeout(5)
-        self.channel = Channel(self.context, server_side, (peer, 40000), _Listener())
+        self.channel = Channel(self.policy, self.owner, server_side, (peer, 40000), _Listener())
 
     def close(self) -> None:
         self.channel.close()

@@ -11,8 +11,13 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from waitress_like import create_server
+from waitress_like.loop import EventLoop
 
 SELECTORS = ["default", "select"]
+
+# Every loop made by the tests (and by the servers they start as child processes) checks
+# that its loop-only methods run on the loop's thread.
+os.environ["WAITRESS_LIKE_DEBUG"] = "1"
 
 
 def _open_fds() -> set[int]:
@@ -31,16 +36,9 @@ class RunningServer:
             settings.pop("host")
         else:
             settings.setdefault("port", 0)
-        if selector == "select":
-            # As on Windows: the loop looks DefaultSelector up when it is created.
-            original = selectors.DefaultSelector
-            selectors.DefaultSelector = selectors.SelectSelector  # type: ignore[misc]
-            try:
-                self.server = create_server(app, **settings)
-            finally:
-                selectors.DefaultSelector = original  # type: ignore[misc]
-        else:
-            self.server = create_server(app, **settings)
+        # "select" runs the server on the select() selector, as on Windows.
+        factory = selectors.SelectSelector if selector == "select" else None
+        self.server = create_server(app, _loop=EventLoop(factory), **settings)
         self.thread = threading.Thread(target=self.server.run, name="test-server-loop", daemon=True)
         self.thread.start()
 

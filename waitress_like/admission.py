@@ -1,4 +1,4 @@
-"""Which connections a server holds open, and which one makes room at the limit.
+"""Accepting connections: which ones a server holds open, and which one makes room.
 
 At ``connection_limit`` a server that simply stops accepting is at the mercy of slow
 clients: a few hundred slowloris connections fill every slot and real clients wait in the
@@ -8,14 +8,35 @@ itself: see :meth:`waitress_like.channel.Channel.eviction_rank`), as nginx reuse
 keep-alive connections. Only when every connection is being served does the server stop
 accepting.
 
+:class:`Acceptor` runs the listening sockets: it accepts within the table's limits,
+backs off when the system runs out of descriptors, and pauses while nobody can make room.
+
 Thread contract: loop thread only.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Protocol
+import errno
+import logging
+import socket
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
-__all__ = ["ConnectionTable", "Evictable"]
+from .listeners import Listener
+from .loop import EVENT_READ, EventLoop
+
+__all__ = ["Acceptor", "ConnectionTable", "Evictable"]
+
+log = logging.getLogger("waitress_like")
+
+# accept() errors that say "the system is out of something": retrying at once would spin.
+_RESOURCE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM") if hasattr(errno, name)
+)
+_ACCEPT_BACKOFF_SECONDS = 0.5
+# At the limit with every connection being served, look again this often for one that
+# can make room (a connection becoming idle does not tell anyone).
+_FULL_RETRY_SECONDS = 0.25
+_ACCEPTS_PER_WAKE = 64
 
 # The most connections looked at to choose whom to close, oldest first: enough to find
 # the attackers, who are the long-lived ones, while a limit of thousands of connections
@@ -88,3 +109,100 @@ class ConnectionTable:
                 if rank[0] == 0.0:
                     break  # already closing: nothing ranks lower
         return best
+
+
+class _ListenerHandler:
+    """The loop's handler for one listening socket."""
+
+    __slots__ = ("acceptor", "listener")
+
+    def __init__(self, acceptor: Acceptor, listener: Listener) -> None:
+        self.acceptor = acceptor
+        self.listener = listener
+
+    def handle_event(self, mask: int) -> None:
+        self.acceptor.accept_from(self.listener)
+
+
+OpenConnection = Callable[[socket.socket, Any, Listener], None]
+
+
+class Acceptor:
+    """Accepts from every listener into ``table``; ``open_connection(sock, peer,
+    listener)`` makes the connection (and adds it to the table).
+
+    Paused, new clients wait in the kernel's backlog. Once :meth:`close` has run it
+    never accepts again.
+    """
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        listeners: Sequence[Listener],
+        table: ConnectionTable,
+        open_connection: OpenConnection,
+    ) -> None:
+        self._loop = loop
+        self._listeners = list(listeners)
+        self._handlers = [_ListenerHandler(self, listener) for listener in listeners]
+        self._table = table
+        self._open_connection = open_connection
+        self._registered = False
+        self._closed = False
+        self._paused_until = 0.0
+
+    def resume(self) -> None:
+        """Accept again, unless closed or within a back-off after running out of descriptors."""
+        if self._registered or self._closed or self._loop.time() < self._paused_until:
+            return
+        self._registered = True
+        for handler in self._handlers:
+            self._loop.register(handler.listener.socket, EVENT_READ, handler)
+
+    def pause(self) -> None:
+        if not self._registered:
+            return
+        self._registered = False
+        for handler in self._handlers:
+            self._loop.unregister(handler.listener.socket)
+
+    def close(self) -> None:
+        """Stop for good and close the listening sockets (new clients are refused)."""
+        self.pause()
+        self._closed = True
+        for listener in self._listeners:
+            listener.close()
+
+    def connection_closed(self) -> None:
+        """A connection left the table: if accepting was paused for room, resume."""
+        if not self._table.full:
+            self.resume()
+
+    def accept_from(self, listener: Listener) -> None:
+        for _ in range(_ACCEPTS_PER_WAKE):
+            victim = None
+            if self._table.full:
+                victim = self._table.victim(self._loop.time())
+                if victim is None:
+                    self._pause_for(_FULL_RETRY_SECONDS)
+                    return
+            try:
+                sock, peer = listener.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in _RESOURCE_ERRNOS:
+                    log.warning(
+                        "accept failed (%s); pausing new connections for %.1fs", error, _ACCEPT_BACKOFF_SECONDS
+                    )
+                    self._paused_until = self._loop.time() + _ACCEPT_BACKOFF_SECONDS
+                    self._pause_for(_ACCEPT_BACKOFF_SECONDS)
+                    return
+                continue  # ECONNABORTED and friends: that one client gave up; take the next
+            if victim is not None:
+                victim.evict()
+            self._open_connection(sock, peer, listener)
+
+    def _pause_for(self, seconds: float) -> None:
+        self.pause()
+        self._loop.call_later(seconds, self.resume)

@@ -7,6 +7,10 @@ responses go out in order. Each running request writes into an
 :class:`~waitress_like.buffers.OutputPipe`, whose ``notify`` brings the channel back onto
 the loop thread to send.
 
+A channel follows a fixed :class:`~waitress_like.channel_policy.ChannelPolicy` and reaches
+the rest of the server only through its :class:`ChannelOwner`: the loop, whether the
+server drains, and the hand-off of requests to the application.
+
 Thread contract: every method is loop-thread only, except :meth:`client_disconnected`
 (any thread; it reads one flag) and the pipe notification, which only schedules
 :meth:`_on_output` on the loop.
@@ -17,20 +21,18 @@ from __future__ import annotations
 import enum
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 from .buffers import OutputPipe, RequestBody
+from .channel_policy import ChannelPolicy
 from .errors import RemoteProtocolError
 from .haproxy import ProxyHeader, ProxyProtocolError
-from .loop import EVENT_READ, EVENT_WRITE
+from .loop import EVENT_READ, EVENT_WRITE, LoopServices
 from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
 from .protocol.response import simple_response
 from .wsgi import WSGIRequest
 
-if TYPE_CHECKING:
-    from .server import ChannelContext
-
-__all__ = ["Channel", "ChannelState"]
+__all__ = ["Channel", "ChannelOwner", "ChannelState"]
 
 log = logging.getLogger("waitress_like")
 
@@ -44,6 +46,31 @@ _LINGER_MAX_BYTES = 256 * 1024
 # their request within milliseconds of connecting, so a young connection is most likely
 # one whose request is on its way.
 _EVICTION_GRACE_SECONDS = 1.0
+
+
+class ChannelOwner(Protocol):
+    """The server as a channel sees it. Both sides: loop thread only.
+
+    ``draining`` is True once the server drains for shutdown: a response started then
+    is the connection's last. ``at_capacity()`` is True when ``concurrency_limit``
+    requests are in service (the next is answered 503). ``submit()`` hands a request to
+    the application and counts it in service until ``request_done()``.
+    ``channel_closed()`` is called once, when the channel has closed.
+    """
+
+    @property
+    def loop(self) -> LoopServices: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    def at_capacity(self) -> bool: ...
+
+    def submit(self, request: WSGIRequest, pipe: OutputPipe) -> None: ...
+
+    def request_done(self) -> None: ...
+
+    def channel_closed(self, channel: Channel) -> None: ...
 
 
 class ChannelState(enum.Enum):
@@ -82,7 +109,9 @@ class Channel:
     # Slots, not a __dict__: a server may hold 10,000 idle connections, and each one's
     # size is the server's memory per connection.
     __slots__ = (
-        "_context",
+        "_policy",
+        "_owner",
+        "_loop",
         "socket",
         "_listener",
         "_remote_addr",
@@ -116,12 +145,15 @@ class Channel:
 
     def __init__(
         self,
-        context: ChannelContext,
+        policy: ChannelPolicy,
+        owner: ChannelOwner,
         sock: socket.socket,
         peer: Any,
         listener: Any,
     ) -> None:
-        self._context = context
+        self._policy = policy
+        self._owner = owner
+        self._loop = owner.loop
         self.socket = sock
         self._listener = listener
         if listener.is_unix:
@@ -129,10 +161,10 @@ class Channel:
         else:
             self._remote_addr, self._remote_port = peer[0], str(peer[1])
         # Trust is decided once, from the real peer; a PROXY header only renames the client.
-        self._proxy_trusted = context.proxy.is_trusted(self._remote_addr, listener.is_unix)
-        self._preamble = context.proxy.preamble_reader(self._proxy_trusted)
+        self._proxy_trusted = policy.proxy.is_trusted(self._remote_addr, listener.is_unix)
+        self._preamble = policy.proxy.preamble_reader(self._proxy_trusted)
         self.state = ChannelState.OPEN
-        self._parser = RequestParser(context.parser_limits)
+        self._parser = RequestParser(policy.parser_limits)
         self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
         self._continue_due = False
         # Requests waiting their turn; rarely more than one or two, so a list (a deque
@@ -145,7 +177,7 @@ class Channel:
         self._interest = 0
         self._linger_timer: Any = None
         self._linger_bytes = 0
-        self.last_activity = self._created_at = now = context.loop.time()
+        self.last_activity = self._created_at = now = self._loop.time()
         self._requests_started = 0
         self._last_received_at = now
         self._last_sent_at = now
@@ -190,9 +222,9 @@ class Channel:
             # the parser in Python, and an upload is all data (recv_bytes still governs
             # heads and idle connections).
             size = (
-                self._context.body_recv_bytes
+                self._policy.body_recv_bytes
                 if self._parser.state is ParserState.BODY
-                else self._context.recv_bytes
+                else self._policy.recv_bytes
             )
             data = self.socket.recv(size)
         except (BlockingIOError, InterruptedError):
@@ -207,7 +239,7 @@ class Channel:
             self._peer_gone = True
             self._drop_partial_request()
         else:
-            self.last_activity = self._last_received_at = self._context.loop.time()
+            self.last_activity = self._last_received_at = self._loop.time()
             self._progress_bytes += len(data)
             if self._preamble is not None:
                 data = self._read_preamble(data)
@@ -239,13 +271,13 @@ class Channel:
         return header.leftover
 
     def _refuse_preamble(self, reason: str) -> None:
-        if self._context.log_socket_errors:
+        if self._policy.log_socket_errors:
             log.info("closing connection from %s: %s", self._remote_addr, reason)
         self.close()
 
     def _schedule_output(self) -> None:
         """Any thread (a response's producer): bring the loop back to this channel."""
-        self._context.loop.call_soon_threadsafe(self._on_output)
+        self._loop.call_soon_threadsafe(self._on_output)
 
     def _on_output(self) -> None:
         """A worker queued output (or finished). Scheduled via the loop's call queue."""
@@ -258,7 +290,7 @@ class Channel:
         """Move the connection forward as far as it goes without blocking."""
         while self.state is ChannelState.OPEN or self.state is ChannelState.CLOSING:
             progressed = False
-            if self.state is ChannelState.OPEN and len(self._ready) < self._context.max_ready_requests:
+            if self.state is ChannelState.OPEN and len(self._ready) < self._policy.max_ready_requests:
                 progressed = self._parse()
             if self._active is None:
                 if self._ready:
@@ -285,7 +317,7 @@ class Channel:
         """Turn buffered bytes into queued requests. True if anything was queued."""
         parser = self._parser
         queued = False
-        max_ready = self._context.max_ready_requests
+        max_ready = self._policy.max_ready_requests
         while len(self._ready) < max_ready:
             try:
                 event = parser.next_event()
@@ -297,7 +329,7 @@ class Channel:
             if isinstance(event, RequestHead):
                 self._head_started_at = None
                 self._begin_progress(self._last_received_at)
-                self._receiving = (event, RequestBody(self._context.inbuf_overflow))
+                self._receiving = (event, RequestBody(self._policy.inbuf_overflow))
                 self._continue_due = event.expect_continue
             elif isinstance(event, BodyChunk):
                 assert self._receiving is not None
@@ -342,7 +374,7 @@ class Channel:
 
     def _protocol_error(self, error: RemoteProtocolError) -> None:
         """Bad bytes: answer after the responses already queued, then close."""
-        if self._context.log_socket_errors:
+        if self._policy.log_socket_errors:
             log.info("bad request from %s: %s", self._remote_addr, error)
         self._refuse(error.status_hint, str(error))
 
@@ -353,59 +385,58 @@ class Channel:
         version = self._receiving[0].version if self._receiving is not None else (1, 0)
         self._drop_partial_request()
         self.state = ChannelState.CLOSING
-        reply = simple_response(status_code, detail, self._context.ident, close=True, version=version)
+        reply = simple_response(status_code, detail, self._policy.server_header, close=True, version=version)
         self._ready.append(_ErrorReply(reply))
 
     def _start(self, job: _Job) -> None:
         if type(job) is _ErrorReply:
             self._active = self._prefilled_pipe(job.data, close_connection=job.close_connection)
             return
-        context = self._context
-        if context.at_capacity():
+        policy = self._policy
+        if self._owner.at_capacity():
             # Overload: answer at once rather than queue without bound.
             job.body.close()  # type: ignore[union-attr]
             reply = simple_response(
                 503,
                 "The server is at its concurrency limit; retry later",
-                context.ident,
+                policy.server_header,
                 close=False,
-                extra_headers=(("Retry-After", context.retry_after),),
+                extra_headers=(("Retry-After", policy.retry_after),),
             )
             self._active = self._prefilled_pipe(reply, close_connection=False)
             return
         self._active = pipe = OutputPipe(
-            context.outbuf_overflow,
-            context.outbuf_high_watermark,
+            policy.outbuf_overflow,
+            policy.outbuf_high_watermark,
             self._schedule_output,
         )
         self._requests_started += 1
         self._active_is_request = True
-        context.requests_in_service += 1
         if self._is_last_request():
             # Limits reached: this response says Connection: close and nothing after it
             # is read or served.
             pipe.last_response = True
             self.state = ChannelState.CLOSING
-        context.submit(job, pipe)  # type: ignore[arg-type]
+        self._owner.submit(job, pipe)  # type: ignore[arg-type]
 
     def _end_request(self) -> None:
         if self._active_is_request:
             self._active_is_request = False
-            self._context.requests_in_service -= 1
+            self._owner.request_done()
 
     def _is_last_request(self) -> bool:
-        context = self._context
+        policy = self._policy
         if (
-            context.max_requests_per_connection
-            and self._requests_started >= context.max_requests_per_connection
+            policy.max_requests_per_connection
+            and self._requests_started >= policy.max_requests_per_connection
         ):
             return True
         if (
-            context.max_connection_age
-            and context.loop.time() - self._created_at >= context.max_connection_age
+            policy.max_connection_age
+            and self._loop.time() - self._created_at >= policy.max_connection_age
         ):
             return True
-        return context.draining
+        return self._owner.draining
 
     def _prefilled_pipe(self, data: bytes, close_connection: bool) -> OutputPipe:
         pipe = OutputPipe(len(data) + 1, len(data) + 1, _no_notify)
@@ -427,12 +458,12 @@ class Channel:
             self._connection_lost(error)
             return False
         if pipe.sent_bytes != sent_before:
-            self._last_sent_at = self._context.loop.time()
+            self._last_sent_at = self._loop.time()
         if not pipe.done:
             return False
         self._active = None
         self._end_request()
-        self.last_activity = self._context.loop.time()
+        self.last_activity = self._loop.time()
         if pipe.close_connection:
             self.state = ChannelState.CLOSING
             self._release_requests()  # pipelined requests after a closing response are dropped
@@ -449,7 +480,7 @@ class Channel:
         if (
             self.state is ChannelState.OPEN
             and not self._peer_eof
-            and len(self._ready) < self._context.max_ready_requests
+            and len(self._ready) < self._policy.max_ready_requests
         ):
             events = EVENT_READ
         if self._active is not None and self._active.pending_bytes:
@@ -460,8 +491,8 @@ class Channel:
         if events == self._interest:
             return
         if events & EVENT_WRITE and not self._interest & EVENT_WRITE:
-            self._last_sent_at = self._context.loop.time()  # the send clock starts when we must wait
-        loop = self._context.loop
+            self._last_sent_at = self._loop.time()  # the send clock starts when we must wait
+        loop = self._loop
         if not events:
             loop.unregister(self.socket)
         elif not self._interest:
@@ -497,11 +528,11 @@ class Channel:
         A timer is only created on the slow paths (a partial head or body after a recv,
         a blocked send), and an armed timer is reused when the deadline moves later.
         """
-        context = self._context
+        policy = self._policy
         parser_state = self._parser.state
         if self._interest & EVENT_WRITE:
             kind = _Deadline.SEND
-            deadline_at = self._last_sent_at + context.send_timeout
+            deadline_at = self._last_sent_at + policy.send_timeout
         elif self._interest & EVENT_READ and (
             parser_state is ParserState.HEAD
             or (parser_state is ParserState.IDLE and self._head_started_at is not None)
@@ -509,17 +540,17 @@ class Channel:
             # IDLE with a start time: the connection's first head, not begun yet.
             kind = _Deadline.HEAD
             started_at = self._head_started_at or self._last_received_at
-            deadline_at = min(started_at + context.request_head_timeout, self._min_rate_deadline())
+            deadline_at = min(started_at + policy.request_head_timeout, self._min_rate_deadline())
         elif self._interest & EVENT_READ and parser_state is ParserState.BODY:
             kind = _Deadline.BODY
             deadline_at = min(
-                self._last_received_at + context.request_body_timeout, self._min_rate_deadline()
+                self._last_received_at + policy.request_body_timeout, self._min_rate_deadline()
             )
         elif self._interest & EVENT_READ and self._active is None and not self._ready:
             kind = _Deadline.IDLE
-            deadline_at = self.last_activity + context.keepalive_timeout
-            if context.max_connection_age:
-                deadline_at = min(deadline_at, self._created_at + context.max_connection_age)
+            deadline_at = self.last_activity + policy.keepalive_timeout
+            if policy.max_connection_age:
+                deadline_at = min(deadline_at, self._created_at + policy.max_connection_age)
         else:
             self._deadline = _Deadline.NONE
             return
@@ -529,8 +560,8 @@ class Channel:
         if timer is None or timer.when > deadline_at:
             if timer is not None:
                 timer.cancel()
-            self._deadline_timer = context.loop.call_later(
-                deadline_at - context.loop.time(), self._check_deadline
+            self._deadline_timer = self._loop.call_later(
+                deadline_at - self._loop.time(), self._check_deadline
             )
 
     def _min_rate_deadline(self) -> float:
@@ -539,13 +570,13 @@ class Channel:
         As mod_reqtimeout's MinRate: a grace period, then one more second for every
         ``request_min_rate`` bytes received since the head or body began.
         """
-        context = self._context
-        if not context.request_min_rate:
+        policy = self._policy
+        if not policy.request_min_rate:
             return float("inf")
         return (
             self._progress_started_at
-            + context.request_min_rate_grace
-            + self._progress_bytes / context.request_min_rate
+            + policy.request_min_rate_grace
+            + self._progress_bytes / policy.request_min_rate
         )
 
     def eviction_rank(self, now: float) -> Optional[tuple[float, ...]]:
@@ -570,7 +601,7 @@ class Channel:
 
     def evict(self) -> None:
         """Loop thread: give up the slot for a newer connection (see eviction_rank)."""
-        if self._context.log_socket_errors and self.state is ChannelState.OPEN:
+        if self._policy.log_socket_errors and self.state is ChannelState.OPEN:
             log.debug("closing connection from %s to make room at the connection limit", self._remote_addr)
         self.close()
 
@@ -581,9 +612,9 @@ class Channel:
             return
         if self._deadline is _Deadline.NONE:
             return
-        remaining = self._deadline_at - self._context.loop.time()
+        remaining = self._deadline_at - self._loop.time()
         if remaining > 0:
-            self._deadline_timer = self._context.loop.call_later(remaining, self._check_deadline)
+            self._deadline_timer = self._loop.call_later(remaining, self._check_deadline)
             return
         kind = self._deadline
         self._deadline = _Deadline.NONE
@@ -591,7 +622,7 @@ class Channel:
             # Still inside a PROXY protocol header: a proxy, not a client, so no response.
             self._refuse_preamble("the PROXY protocol header was not received in time")
             return
-        if self._context.log_socket_errors and kind is not _Deadline.IDLE:
+        if self._policy.log_socket_errors and kind is not _Deadline.IDLE:
             log.info("closing connection from %s: %s timed out", self._remote_addr, kind.value)
         if kind is _Deadline.SEND:
             self.close()  # aborts the response, which frees its worker
@@ -610,7 +641,7 @@ class Channel:
         self._continue_due = False
 
     def _connection_lost(self, error: Optional[OSError]) -> None:
-        if error is not None and self._context.log_socket_errors:
+        if error is not None and self._policy.log_socket_errors:
             log.debug("connection from %s lost: %s", self._remote_addr, error)
         self._peer_gone = True
         self.close()
@@ -628,7 +659,7 @@ class Channel:
         self.state = ChannelState.LINGERING
         self._release_requests()
         self._set_interest(EVENT_READ)
-        self._linger_timer = self._context.loop.call_later(_LINGER_SECONDS, self.close)
+        self._linger_timer = self._loop.call_later(_LINGER_SECONDS, self.close)
 
     def _discard_input(self) -> None:
         try:
@@ -669,7 +700,7 @@ class Channel:
             self._active = None
             self._end_request()
         self._release_requests()
-        self._context.channel_closed(self)
+        self._owner.channel_closed(self)
 
 
 def _no_notify() -> None:

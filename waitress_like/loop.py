@@ -5,7 +5,11 @@ and macOS, select on Windows), a heap of timers, and a waker so that other threa
 it work with :meth:`EventLoop.call_soon_threadsafe`.
 
 Thread contract: everything here is loop-thread only, except
-:meth:`EventLoop.call_soon_threadsafe` and :meth:`EventLoop.stop`, which any thread may call.
+:meth:`EventLoop.call_soon_threadsafe`, :meth:`EventLoop.call_soon_from_signal`,
+:meth:`EventLoop.stop`, :meth:`EventLoop.time` and :meth:`EventLoop.in_loop_thread`,
+which any thread may call. With ``WAITRESS_LIKE_DEBUG=1`` in the environment, the
+loop-only methods check that they run on the loop's thread and raise
+:class:`LoopThreadError` otherwise (the test suite runs that way).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import socket
 import threading
@@ -20,7 +25,16 @@ import time
 from collections import deque
 from typing import Any, Callable, Protocol
 
-__all__ = ["EventLoop", "Timer", "Selectable", "EVENT_READ", "EVENT_WRITE"]
+__all__ = [
+    "EventLoop",
+    "LoopServices",
+    "LoopThreadError",
+    "Timer",
+    "TimerHandle",
+    "Selectable",
+    "EVENT_READ",
+    "EVENT_WRITE",
+]
 
 log = logging.getLogger("waitress_like")
 
@@ -28,10 +42,45 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 
+def _debug_enabled() -> bool:
+    return os.environ.get("WAITRESS_LIKE_DEBUG", "") not in ("", "0")
+
+
+class LoopThreadError(RuntimeError):
+    """A loop-only method was called from another thread (checked in debug mode)."""
+
+
 class Selectable(Protocol):
     """What the loop calls when a registered file object is ready."""
 
     def handle_event(self, mask: int) -> None: ...
+
+
+class TimerHandle(Protocol):
+    """A scheduled callback: when it is due (on the loop's clock), and how to drop it."""
+
+    when: float
+
+    def cancel(self) -> None: ...
+
+
+class LoopServices(Protocol):
+    """What a connection uses of its loop: the clock, timers, the thread-safe call queue
+    and readiness registration. :class:`EventLoop` provides it; tests substitute a
+    scripted fake (tests/fakeloop.py). Loop thread only, except
+    ``call_soon_threadsafe``."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> TimerHandle: ...
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None: ...
+
+    def register(self, fileobj: Any, events: int, handler: Selectable) -> None: ...
+
+    def modify(self, fileobj: Any, events: int, handler: Selectable) -> None: ...
+
+    def unregister(self, fileobj: Any) -> None: ...
 
 
 class Timer:
@@ -107,17 +156,41 @@ class EventLoop:
         self._waker = _Waker()
         self._running = False
         self._stopping = False
+        self._thread_id: int | None = None  # the loop's thread, once claimed
+        self._debug = _debug_enabled()
         self._selector.register(self._waker.reader, EVENT_READ, None)
+
+    # -- the thread contract ---------------------------------------------------------------
+
+    def claim_thread(self) -> None:
+        """The calling thread is the loop's thread from now on (:meth:`run` claims it too)."""
+        self._thread_id = threading.get_ident()
+
+    def in_loop_thread(self) -> bool:
+        """Any thread: True if called on the loop's thread."""
+        return self._thread_id == threading.get_ident()
+
+    def _check_thread(self) -> None:
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            raise LoopThreadError(
+                f"a loop-only method was called from thread {threading.current_thread().name!r}"
+            )
 
     # -- registration (loop thread) -----------------------------------------------------
 
     def register(self, fileobj: Any, events: int, handler: Selectable) -> None:
+        if self._debug:
+            self._check_thread()
         self._selector.register(fileobj, events, handler)
 
     def modify(self, fileobj: Any, events: int, handler: Selectable) -> None:
+        if self._debug:
+            self._check_thread()
         self._selector.modify(fileobj, events, handler)
 
     def unregister(self, fileobj: Any) -> None:
+        if self._debug:
+            self._check_thread()
         try:
             self._selector.unregister(fileobj)
         except (KeyError, ValueError):
@@ -127,6 +200,8 @@ class EventLoop:
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Timer:
         """Loop-thread only: run ``callback`` on the loop after ``delay_seconds``."""
+        if self._debug:
+            self._check_thread()
         timer = Timer(self.time() + delay_seconds, callback)
         heapq.heappush(self._timers, (timer.when, next(self._timer_sequence), timer))
         return timer
@@ -176,6 +251,7 @@ class EventLoop:
         Must be called from the thread that will own the loop.
         """
         self._running = True
+        self.claim_thread()
         select = self._selector.select
         try:
             while not self._stopping:

@@ -1,173 +1,108 @@
 """Composition: listeners, the loop, the worker pool and the application, run together.
 
 Thread contract: :meth:`Server.run` runs the loop on the calling thread until
-:meth:`Server.close`, which any thread may call. Everything else here runs on the loop
-thread once ``run()`` has started.
+:meth:`Server.close`, which any thread may call (:meth:`Server.drain_soon` and
+:meth:`Server.stop_soon` also from signal handlers). Everything else here runs on the
+loop thread once ``run()`` has started.
 """
 
 from __future__ import annotations
 
-import errno
+import enum
 import functools
 import logging
 import os
 import signal
 import socket
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .accesslog import AccessLog
-from .admission import ConnectionTable
+from .admission import Acceptor, ConnectionTable
 from .asgi import resolve_application
 from .buffers import OutputPipe
 from .channel import Channel
+from .channel_policy import ChannelPolicy
 from .config import Settings
 from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
-from .loop import EVENT_READ, EventLoop
+from .loop import EventLoop
 from .pool import WorkerPool
-from .protocol import ParserLimits
 from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
 from .wsgi import WSGIGateway, WSGIRequest
 
-__all__ = ["Server", "ChannelContext", "create_server", "run_until_signalled"]
+__all__ = ["Server", "ServerState", "create_server", "run_until_signalled"]
 
 log = logging.getLogger("waitress_like")
 
-# accept() errors that say "the system is out of something": retrying at once would spin.
-_RESOURCE_ERRNOS = frozenset(
-    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM") if hasattr(errno, name)
-)
-_ACCEPT_BACKOFF_SECONDS = 0.5
-# At the limit with every connection being served, look again this often for one that
-# can make room (a connection becoming idle does not tell the server).
-_FULL_RETRY_SECONDS = 0.25
-_ACCEPTS_PER_WAKE = 64
 _QUEUE_WARNING_INTERVAL_SECONDS = 10.0
-_BODY_RECV_BYTES = 256 * 1024
 
 
-class ChannelContext:
-    """What every channel of one server shares: limits, the loop, the way to run a request.
+class ServerState(enum.Enum):
+    """Where a server is in its life. Transitions: see :data:`_TRANSITIONS`."""
 
-    Built once on the creating thread and read-only afterwards, except that
-    :meth:`submit` and :meth:`channel_closed` are called on the loop thread.
+    NEW = "new"  # listeners bound; run() not called yet
+    RUNNING = "running"  # accepting and serving
+    DRAINING = "draining"  # not accepting; requests in the application finish, then stop
+    STOPPED = "stopped"  # everything released (or closed before it ever ran)
+
+
+_TRANSITIONS = {
+    ServerState.NEW: {ServerState.RUNNING, ServerState.STOPPED},
+    ServerState.RUNNING: {ServerState.DRAINING, ServerState.STOPPED},
+    ServerState.DRAINING: {ServerState.STOPPED},
+    ServerState.STOPPED: set(),
+}
+
+
+class Server:
+    """A WSGI server: bound listeners plus the loop and pool that serve them.
+
+    ``effective_host``/``effective_port`` (the first listener, as waitress has them) and
+    :attr:`addresses` tell where it listens, so ``port=0`` is usable. :attr:`state` is a
+    :class:`ServerState`; it changes only through :meth:`_enter`, on the loop thread once
+    :meth:`run` has begun (before that, :meth:`run` and :meth:`close` move it from NEW).
+
+    To its channels it is their :class:`~waitress_like.channel.ChannelOwner`.
     """
 
     def __init__(
         self,
+        app: Any,
         settings: Settings,
-        loop: EventLoop,
-        submit: Callable[[WSGIRequest, OutputPipe], None],
-        channel_closed: Callable[[Channel], None],
-        at_capacity: Callable[[], bool],
+        listeners: list[Listener],
+        lifespan: Any = None,
         *,
-        proxy: ProxyPolicy,
+        loop: Optional[EventLoop] = None,
     ) -> None:
-        self.loop = loop
-        self.proxy = proxy  # which peers are trusted proxies; the PROXY protocol readers
-        self.submit = submit
-        self.at_capacity = at_capacity
-        self.channel_closed = channel_closed
-        self.parser_limits = ParserLimits(
-            max_header_bytes=settings.max_request_header_size,
-            max_body_bytes=settings.max_request_body_size,
-            max_header_count=settings.limit_request_fields,
-        )
-        self.recv_bytes = settings.recv_bytes
-        self.body_recv_bytes = max(settings.recv_bytes, _BODY_RECV_BYTES)
-        self.inbuf_overflow = settings.inbuf_overflow
-        self.outbuf_overflow = settings.outbuf_overflow
-        self.outbuf_high_watermark = settings.outbuf_high_watermark
-        # The Server header of responses the server writes itself (errors, 503s).
-        self.ident = (settings.ident or "") if settings.server_header else ""
-        self.keepalive_timeout = settings.keepalive_timeout
-        self.max_connection_age = settings.max_connection_age
-        self.max_requests_per_connection = settings.max_requests_per_connection
-        self.retry_after = str(settings.retry_after)
-        # True once the server drains for shutdown (loop thread writes, channels read).
-        self.draining = False
-        # Requests handed to the pool whose response is not complete yet. Loop thread
-        # only, so it changes in step with what clients can observe.
-        self.requests_in_service = 0
-        self.request_head_timeout = settings.request_head_timeout
-        self.request_body_timeout = settings.request_body_timeout
-        self.request_min_rate = settings.request_min_rate
-        self.request_min_rate_grace = settings.request_min_rate_grace
-        self.send_timeout = settings.send_timeout
-        self.log_socket_errors = settings.log_socket_errors
-        # Requests parsed ahead of the one in service. At least one, so a client closing
-        # its side is noticed while its request runs (client_disconnected).
-        self.max_ready_requests = max(1, settings.channel_request_lookahead)
-
-
-class _Acceptor:
-    """The loop's handler for one listening socket."""
-
-    __slots__ = ("server", "listener")
-
-    def __init__(self, server: Server, listener: Listener) -> None:
-        self.server = server
-        self.listener = listener
-
-    def handle_event(self, mask: int) -> None:
-        self.server._accept(self.listener)
-
-
-class Server:
-    """A running WSGI server: bound listeners plus the loop and pool that serve them.
-
-    ``effective_host``/``effective_port`` (the first listener, as waitress has them) and
-    :attr:`addresses` tell where it listens, so ``port=0`` is usable.
-    """
-
-    def __init__(self, app: Any, settings: Settings, listeners: list[Listener], lifespan: Any = None) -> None:
         self.application = app
         # startup() before serving, shutdown() after the workers stop (an ASGIAdapter).
         self.lifespan = lifespan
         self.settings = settings
         self.listeners = listeners
-        self.loop = EventLoop()
+        self.loop = loop if loop is not None else EventLoop()
         self.pool = WorkerPool(
             settings.threads,
             max_thread_count=settings.max_threads,
             idle_timeout_seconds=settings.thread_idle_timeout,
         )
-        proxy = ProxyPolicy.from_settings(settings)
-        self.gateway = WSGIGateway(
-            app,
-            server_name=settings.server_name,
-            url_scheme=settings.url_scheme,
-            url_prefix=settings.url_prefix,
-            ident=settings.ident or "",
-            expose_tracebacks=settings.expose_tracebacks,
-            server_header=settings.server_header,
-            date_header=settings.date_header,
-            default_headers=settings.default_headers,
-            proxy=proxy if proxy.rewrites_environ else None,
-        )
+        self.policy = ChannelPolicy.from_settings(settings)
+        self.gateway = _make_gateway(app, settings, self.policy.proxy)
         access_log = AccessLog(settings.access_log_format, settings.access_log)
         self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
         self.gateway.access_log = self.access_log
-        self.context = ChannelContext(
-            settings, self.loop, self._submit, self._channel_closed, self._at_capacity, proxy=proxy
-        )
-        self._queue_warning_at = 0.0
         self.channels = ConnectionTable(settings.connection_limit, settings.connection_limit_per_address)
-        self._acceptors = [_Acceptor(self, listener) for listener in listeners]
-        self._accepting = False
-        self._accept_paused_until = 0.0
-        self._closing = False
-        self._closed = False
-        self._run_lock = threading.Lock()
-        self._running = False
+        self.acceptor = Acceptor(self.loop, listeners, self.channels, self._open_channel)
+        self.state = ServerState.NEW
+        self._state_lock = threading.Lock()  # for the two transitions made off the loop thread
         self._stopped = threading.Event()
-        self._loop_thread: Optional[threading.Thread] = None
         self._drain_timer: Any = None
+        self._queue_warning_at = 0.0
         self.drained_cleanly = True
-        #: Requests handed to the application so far (loop thread writes; any thread may
-        #: read it, e.g. for max_requests).
+        #: Requests handed to the application so far, and those whose response is not
+        #: complete yet. Loop thread writes; any thread may read (e.g. max_requests).
         self.requests_started = 0
+        self.requests_in_service = 0
 
     # -- where it listens --------------------------------------------------------------------
 
@@ -198,26 +133,35 @@ class Server:
         for listener in self.listeners:
             log.info(format_str.format(listener.display))
 
-    # -- running -----------------------------------------------------------------------------
+    # -- the lifecycle -----------------------------------------------------------------------
+
+    def _enter(self, state: ServerState, only_from: Optional[ServerState] = None) -> bool:
+        """Move to ``state`` if the table allows it from the current state (and that is
+        ``only_from``, when given); True if moved."""
+        with self._state_lock:
+            current = self.state
+            if state not in _TRANSITIONS[current] or (only_from is not None and current is not only_from):
+                return False
+            self.state = state
+            return True
 
     def run(self) -> None:
         """Serve on the calling thread until :meth:`close` (or KeyboardInterrupt).
 
-        An ASGI application's lifespan startup runs first; when it fails this raises
-        :class:`~waitress_like.asgi.LifespanError`, having closed the server.
+        Returns at once if the server was closed before it ran; raises RuntimeError if
+        it runs already. An ASGI application's lifespan startup runs first; when it fails
+        this raises :class:`~waitress_like.asgi.LifespanError`, having closed the server.
         """
-        with self._run_lock:
-            if self._running:
-                raise RuntimeError("this server is already running")
-            if self._closing:
-                return  # closed before it ever ran: nothing to do
-            self._running = True
-            self._loop_thread = threading.current_thread()
+        if not self._enter(ServerState.RUNNING):
+            if self.state is ServerState.STOPPED:
+                return
+            raise RuntimeError("this server is already running")
+        self.loop.claim_thread()
         try:
             if self.lifespan is not None:
                 self.lifespan.startup()
             self.pool.start()
-            self._resume_accepting()
+            self.acceptor.resume()
             self._schedule_cleanup()
             self.loop.run()
         finally:
@@ -232,14 +176,13 @@ class Server:
         is left and stops the workers. From a thread other than the loop's, waits for
         :meth:`run` to return. Safe to call more than once.
         """
-        with self._run_lock:
-            self._closing = True
-            running = self._running
-        if not running:
-            self._shutdown()
+        if self._enter(ServerState.STOPPED, only_from=ServerState.NEW):  # it never ran
+            self._release()
+            return
+        if self.state is ServerState.STOPPED:
             return
         grace = self.settings.graceful_timeout if timeout is None else timeout
-        if threading.current_thread() is self._loop_thread:
+        if self.loop.in_loop_thread():
             self._begin_drain(grace)
             return
         self.loop.call_soon_threadsafe(self._begin_drain, grace)
@@ -257,20 +200,12 @@ class Server:
 
     def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
         """Loop thread: stop accepting, close idle connections, finish the others."""
-        if self.context.draining:
+        if not self._enter(ServerState.DRAINING):
             return
         if grace_seconds is None:
             grace_seconds = self.settings.graceful_timeout
-        with self._run_lock:
-            self._closing = True
-        self.context.draining = True
-        self._pause_accepting()
-        for listener in self.listeners:
-            listener.close()
-        busy = 0
-        for channel in list(self.channels):
-            if not channel.drain():
-                busy += 1
+        self.acceptor.close()
+        busy = sum(1 for channel in self.channels if not channel.drain())
         log.info("Shutting down: waiting up to %ss for %d connections in service", grace_seconds, busy)
         self._drain_timer = self.loop.call_later(grace_seconds, self._drain_expired)
         self._stop_if_drained()
@@ -280,36 +215,33 @@ class Server:
             log.warning(
                 "Shutdown grace period over: closing %d connections still in service", len(self.channels)
             )
-            self.drained_cleanly = False
         self._force_stop()
 
     def _force_stop(self) -> None:
         """Loop thread: close every connection now and stop the loop."""
-        if self.channels and self.context.draining:
+        if self.channels and self.state is ServerState.DRAINING:
             self.drained_cleanly = False
-        with self._run_lock:
-            self._closing = True
-        for channel in list(self.channels):
+        self._enter(ServerState.DRAINING)
+        self.acceptor.close()
+        for channel in self.channels:
             channel.close()
         self.loop.stop()
 
     def _stop_if_drained(self) -> None:
-        if self.context.draining and not self.channels:
+        if self.state is ServerState.DRAINING and not self.channels:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
             self.loop.stop()
 
     def _shutdown(self) -> None:
-        with self._run_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._closing = True
+        """The loop has returned: release everything (once)."""
+        if self._enter(ServerState.STOPPED):
+            self._release()
+
+    def _release(self) -> None:
         try:
-            self._pause_accepting()
-            for listener in self.listeners:
-                listener.close()
-            for channel in list(self.channels):
+            self.acceptor.close()
+            for channel in self.channels:
                 channel.close()
             # After a clean drain every worker is idle and stops at once. After a forced
             # stop a worker may be stuck in the application: give it a moment, no more
@@ -324,10 +256,20 @@ class Server:
         finally:
             self._stopped.set()
 
-    # -- loop thread -----------------------------------------------------------------------
+    # -- ChannelOwner (loop thread) ----------------------------------------------------------
 
-    def _submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
+    @property
+    def draining(self) -> bool:
+        return self.state is not ServerState.RUNNING
+
+    def at_capacity(self) -> bool:
+        """True when concurrency_limit requests are running or queued."""
+        limit = self.settings.concurrency_limit
+        return bool(limit) and self.requests_in_service >= limit
+
+    def submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         self.requests_started += 1
+        self.requests_in_service += 1
         self.pool.submit(functools.partial(self.gateway.run, request, pipe))
         # As waitress: only jobs beyond the idle workers are really waiting.
         depth = self.pool.queued_count - self.pool.idle_count
@@ -339,49 +281,22 @@ class Server:
                 self._queue_warning_at = now + _QUEUE_WARNING_INTERVAL_SECONDS
                 log.warning("Task queue depth is %d", depth)
 
-    def _at_capacity(self) -> bool:
-        """Loop thread: True when concurrency_limit requests are running or queued."""
-        limit = self.settings.concurrency_limit
-        return bool(limit) and self.context.requests_in_service >= limit
+    def request_done(self) -> None:
+        self.requests_in_service -= 1
 
-    def _accept(self, listener: Listener) -> None:
-        for _ in range(_ACCEPTS_PER_WAKE):
-            victim = None
-            if self.channels.full:
-                victim = self.channels.victim(self.loop.time())
-                if victim is None:
-                    self._pause_while_full()
-                    return
-            try:
-                sock, peer = listener.socket.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                if error.errno in _RESOURCE_ERRNOS:
-                    log.warning(
-                        "accept failed (%s); pausing new connections for %.1fs",
-                        error,
-                        _ACCEPT_BACKOFF_SECONDS,
-                    )
-                    self._pause_accepting()
-                    self._accept_paused_until = self.loop.time() + _ACCEPT_BACKOFF_SECONDS
-                    self.loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_after_backoff)
-                    return
-                # ECONNABORTED and friends: that one client gave up; take the next.
-                continue
-            if victim is not None:
-                victim.evict()
-            self._open_channel(sock, peer, listener)
+    def channel_closed(self, channel: Channel) -> None:
+        self.channels.discard(channel)
+        if self.state is ServerState.RUNNING:
+            self.acceptor.connection_closed()
+        else:
+            self._stop_if_drained()
 
-    def _pause_while_full(self) -> None:
-        """Every connection is being served: leave newcomers in the backlog for a while."""
-        self._pause_accepting()
-        self.loop.call_later(_FULL_RETRY_SECONDS, self._resume_after_backoff)
+    # -- connections (loop thread) -----------------------------------------------------------
 
     def _open_channel(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
         address = "" if listener.is_unix else peer[0]
         if self.channels.address_full(address):
-            _refuse_over_address_cap(sock, self.context.ident)
+            _refuse_over_address_cap(sock, self.policy.server_header)
             return
         try:
             sock.setblocking(False)
@@ -391,41 +306,8 @@ class Server:
         except OSError:
             sock.close()
             return
-        channel = Channel(self.context, sock, peer, listener)
+        channel = Channel(self.policy, self, sock, peer, listener)
         self.channels.add(channel, address)
-
-    def _channel_closed(self, channel: Channel) -> None:
-        self.channels.discard(channel)
-        if self.context.draining:
-            self._stop_if_drained()
-            return
-        if (
-            not self._accepting
-            and not self._closing
-            and len(self.channels) < self.settings.connection_limit
-            and self.loop.time() >= self._accept_paused_until
-        ):
-            self._resume_accepting()
-
-    def _resume_after_backoff(self) -> None:
-        # At the limit too: the next accept looks for a connection to make room.
-        if not self._closing and not self.context.draining:
-            self._resume_accepting()
-
-    def _resume_accepting(self) -> None:
-        if self._accepting:
-            return
-        self._accepting = True
-        for acceptor in self._acceptors:
-            self.loop.register(acceptor.listener.socket, EVENT_READ, acceptor)
-
-    def _pause_accepting(self) -> None:
-        # Unregistering leaves new clients waiting in the kernel's backlog until we resume.
-        if not self._accepting:
-            return
-        self._accepting = False
-        for acceptor in self._acceptors:
-            self.loop.unregister(acceptor.listener.socket)
 
     def _schedule_cleanup(self) -> None:
         self.loop.call_later(self.settings.cleanup_interval, self._cleanup)
@@ -433,13 +315,28 @@ class Server:
     def _cleanup(self) -> None:
         """Close channels idle for longer than channel_timeout; never one in service."""
         cutoff = self.loop.time() - self.settings.channel_timeout
-        for channel in list(self.channels):
+        for channel in self.channels:
             if not channel.in_service and channel.last_activity < cutoff:
                 channel.close()
         self._schedule_cleanup()
 
 
-def _refuse_over_address_cap(sock: socket.socket, ident: str) -> None:
+def _make_gateway(app: Any, settings: Settings, proxy: ProxyPolicy) -> WSGIGateway:
+    return WSGIGateway(
+        app,
+        server_name=settings.server_name,
+        url_scheme=settings.url_scheme,
+        url_prefix=settings.url_prefix,
+        ident=settings.ident or "",
+        expose_tracebacks=settings.expose_tracebacks,
+        server_header=settings.server_header,
+        date_header=settings.date_header,
+        default_headers=settings.default_headers,
+        proxy=proxy if proxy.rewrites_environ else None,
+    )
+
+
+def _refuse_over_address_cap(sock: socket.socket, server_header: str) -> None:
     """A peer over connection_limit_per_address: a best-effort 503, then close.
 
     One non-blocking send: a fresh socket's buffer holds the short response, and if it
@@ -447,7 +344,7 @@ def _refuse_over_address_cap(sock: socket.socket, ident: str) -> None:
     """
     try:
         sock.setblocking(False)
-        sock.send(simple_response(503, "Too many connections from your address", ident, close=True))
+        sock.send(simple_response(503, "Too many connections from your address", server_header, close=True))
     except OSError:
         pass
     finally:
@@ -486,12 +383,14 @@ def run_until_signalled(server: Server) -> bool:
     return server.drained_cleanly
 
 
-def create_server(app: Any, **settings: Any) -> Server:
+def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: Any) -> Server:
     """Validate ``settings``, bind every listener and return a server ready to :meth:`run`.
 
     Raises :class:`~waitress_like.errors.ConfigError` for a bad setting and
     :class:`~waitress_like.listeners.BindError` when an address cannot be bound.
     Sockets passed by systemd socket activation are used as if given as ``fd``.
+    ``_loop`` (not a setting) is the event loop to run on, for tests that choose its
+    selector or clock.
     """
     if "fd" not in settings:
         systemd_fds = systemd_listen_fds(os.environ)
@@ -510,4 +409,4 @@ def create_server(app: Any, **settings: Any) -> Server:
         unix_socket_perms=validated.unix_socket_perms,
         sockets=(*validated.sockets, *inherited),
     )
-    return Server(app, validated, listeners, lifespan)
+    return Server(app, validated, listeners, lifespan, loop=_loop)
