@@ -39,6 +39,8 @@ class FakeLoop:
         self.interest: dict[Any, tuple[int, Any]] = {}  # fileobj -> (events, handler)
         self._timers: list[tuple[float, int, FakeTimer]] = []
         self._sequence = itertools.count()
+        self.stopped = False
+        self.closed = False
 
     # -- the EventLoop interface --------------------------------------------------------
 
@@ -52,6 +54,21 @@ class FakeLoop:
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         self.calls.append((callback, args))
+
+    def call_soon_from_signal(self, callback: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((callback, args))
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def claim_thread(self) -> None:
+        pass
+
+    def in_loop_thread(self) -> bool:
+        return True
 
     def register(self, fileobj: Any, events: int, handler: Any) -> None:
         assert fileobj not in self.interest, "registered twice"

@@ -238,6 +238,122 @@ def test_of_two_slow_heads_the_slower_one_ranks_first() -> None:
         faster.close()
 
 
+# -- the other deadlines --------------------------------------------------------------------
+
+
+def test_a_stalled_body_is_cut_after_request_body_timeout() -> None:
+    harness = ChannelHarness(_never_called, request_body_timeout=60, request_min_rate=0)
+    try:
+        harness.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        harness.loop.advance(59.9)
+        harness.send(b"d")  # a piece in time restarts the wait
+        harness.loop.advance(59.9)
+        assert harness.state is ChannelState.OPEN
+        harness.loop.advance(0.2)
+        harness.pump()
+        assert harness.received().startswith(b"HTTP/1.1 408 ")
+        assert not harness.submitted
+    finally:
+        harness.close()
+
+
+def test_a_client_that_stops_reading_is_cut_after_send_timeout_and_its_worker_freed() -> None:
+    body = b"x" * (8 * 1024 * 1024)  # far more than the socket pair buffers
+
+    def big(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    harness = ChannelHarness(big, send_timeout=60)
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, pipe = harness.submitted[0]
+        harness.serve_next()
+        harness.settle()
+        assert pipe.pending_bytes > 0  # the client reads nothing: output waits
+        harness.loop.advance(59.9)
+        assert harness.state is ChannelState.OPEN
+        harness.loop.advance(0.2)
+        assert harness.state is ChannelState.CLOSED
+        assert pipe.aborted  # a worker waiting on back-pressure would wake with ClientDisconnected
+        assert harness.owner.in_service == 0
+    finally:
+        harness.close()
+
+
+def test_max_connection_age_ends_an_idle_keep_alive_connection() -> None:
+    harness = ChannelHarness(_hello, keepalive_timeout=30, max_connection_age=10)
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        harness.serve_next()
+        harness.settle()
+        harness.loop.advance(9.9)
+        assert harness.state is ChannelState.OPEN
+        harness.loop.advance(0.2)
+        assert harness.state in (ChannelState.LINGERING, ChannelState.CLOSED)
+    finally:
+        harness.close()
+
+
+def test_a_request_past_max_connection_age_is_the_last_one() -> None:
+    harness = ChannelHarness(_hello, max_connection_age=10)
+    try:
+        harness.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        harness.loop.advance(10.5)  # the first request is in the app meanwhile
+        harness.serve_next()
+        harness.settle()
+        harness.serve_next()  # the second starts past the age: it is the last
+        harness.settle()
+        first, second = harness.received().split(b"HTTP/1.1 200 OK")[1:]
+        assert b"Connection: close" not in first
+        assert b"Connection: close" in second
+    finally:
+        harness.close()
+
+
+def test_lingering_after_the_last_response_ends_after_two_seconds() -> None:
+    harness = ChannelHarness(_hello)
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        harness.serve_next()
+        harness.settle()
+        assert harness.received().endswith(b"<EOF>")  # our side is shut
+        assert harness.state is ChannelState.LINGERING  # the client has not closed yet
+        harness.loop.advance(1.9)
+        assert harness.state is ChannelState.LINGERING
+        harness.loop.advance(0.2)
+        assert harness.state is ChannelState.CLOSED
+    finally:
+        harness.close()
+
+
+def test_lingering_ends_as_soon_as_the_client_closes() -> None:
+    harness = ChannelHarness(_hello)
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        harness.serve_next()
+        harness.settle()
+        harness.client.shutdown(1)
+        harness.pump()
+        assert harness.state is ChannelState.CLOSED
+    finally:
+        harness.close()
+
+
+def test_at_the_concurrency_limit_a_request_is_answered_503_and_the_connection_kept() -> None:
+    harness = ChannelHarness(_never_called, retry_after=7)
+    harness.owner.capacity_left = 0
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = harness.received()
+        assert received.startswith(b"HTTP/1.1 503 ")
+        assert b"Retry-After: 7" in received
+        assert harness.state is ChannelState.OPEN
+        assert not harness.submitted
+    finally:
+        harness.close()
+
+
 # -- heads up to the size limit ------------------------------------------------------------------
 
 

@@ -193,7 +193,9 @@ class Acceptor:
             except OSError as error:
                 if error.errno in _RESOURCE_ERRNOS:
                     log.warning(
-                        "accept failed (%s); pausing new connections for %.1fs", error, _ACCEPT_BACKOFF_SECONDS
+                        "accept failed (%s); pausing new connections for %.1fs",
+                        error,
+                        _ACCEPT_BACKOFF_SECONDS,
                     )
                     self._paused_until = self._loop.time() + _ACCEPT_BACKOFF_SECONDS
                     self._pause_for(_ACCEPT_BACKOFF_SECONDS)

@@ -431,10 +431,7 @@ class Channel:
             and self._requests_started >= policy.max_requests_per_connection
         ):
             return True
-        if (
-            policy.max_connection_age
-            and self._loop.time() - self._created_at >= policy.max_connection_age
-        ):
+        if policy.max_connection_age and self._loop.time() - self._created_at >= policy.max_connection_age:
             return True
         return self._owner.draining
 
@@ -543,9 +540,7 @@ class Channel:
             deadline_at = min(started_at + policy.request_head_timeout, self._min_rate_deadline())
         elif self._interest & EVENT_READ and parser_state is ParserState.BODY:
             kind = _Deadline.BODY
-            deadline_at = min(
-                self._last_received_at + policy.request_body_timeout, self._min_rate_deadline()
-            )
+            deadline_at = min(self._last_received_at + policy.request_body_timeout, self._min_rate_deadline())
         elif self._interest & EVENT_READ and self._active is None and not self._ready:
             kind = _Deadline.IDLE
             deadline_at = self.last_activity + policy.keepalive_timeout
