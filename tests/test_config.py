@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import importlib.util
 import socket
 import typing
@@ -93,6 +94,14 @@ OUR_OWN = {
     "connection_limit_per_address": "issue 17: slow clients at the connection limit",
     "request_min_rate": "issue 17: slow clients at the connection limit",
     "request_min_rate_grace": "issue 17: slow clients at the connection limit",
+    "certfile": "issue 13: TLS",
+    "keyfile": "issue 13: TLS",
+    "keyfile_password": "issue 13: TLS",
+    "ca_certs": "issue 13: TLS",
+    "cert_reqs": "issue 13: TLS",
+    "ciphers": "issue 13: TLS",
+    "tls_minimum_version": "issue 13: TLS",
+    "ssl_context": "issue 13: TLS",
 }
 
 
@@ -427,6 +436,19 @@ BAD_VALUES = [
     ("thread_idle_timeout", 0),
     ("access_log", 5),
     ("access_log_format", 5),
+    ("listen", "ftp://*:21"),
+    ("listen", "https://"),
+    ("certfile", 5),
+    ("keyfile", "key\x00.pem"),
+    ("keyfile_password", 5),
+    ("ca_certs", 5),
+    ("cert_reqs", "sometimes"),
+    ("cert_reqs", 3),
+    ("ciphers", ""),
+    ("tls_minimum_version", "1.1"),
+    ("tls_minimum_version", "2"),
+    ("ssl_context", "not a spec"),
+    ("ssl_context", 5),
 ]
 
 
@@ -727,6 +749,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return len(value) == len(arguments) and all(map(_conforms, value, arguments))
     if origin is frozenset:
         return isinstance(value, frozenset) and all(_conforms(item, arguments[0]) for item in value)
+    if origin is collections.abc.Callable:
+        return callable(value)
     if hint is type(None):
         return value is None
     if hint in (int, float) and isinstance(value, bool):
@@ -757,6 +781,17 @@ def test_declared_types_hold_for_the_values():
                     "proxy_protocol": "v2",
                 }
             ),
+            Settings.from_mapping(
+                {
+                    "listen": "*:80 https://*:443",
+                    "certfile": "/etc/tls/cert.pem",
+                    "keyfile_password": "secret",
+                    "ca_certs": "/etc/tls/ca.pem",
+                    "cert_reqs": "required",
+                    "ssl_context": "myproject.tls:adjust",
+                }
+            ),
+            Settings(certfile="cert.pem", ssl_context=lambda settings, factory: factory()),
             Settings(fd="3 4", unix_socket_perms="660", max_connection_age=0.5),
             Settings(unix_socket="/tmp/app.sock", ident=None),
             Settings(sockets=[left, right]),

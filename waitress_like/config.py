@@ -25,21 +25,26 @@ import re
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Union
 
 from .errors import ConfigError, LocalProtocolError
+from .importer import AppSpecError, split_spec
 from .protocol.response import HOP_BY_HOP_HEADERS, check_header
 from .proxy import FORWARDING_HEADERS, PROXY_PROTOCOL_MODES, TrustedProxies
 
 __all__ = [
+    "CERT_REQS",
     "DEFAULT_PORT",
+    "DEFAULT_TLS12_CIPHERS",
     "INTERFACES",
     "LIFESPAN_MODES",
     "SETTINGS",
     "SETTINGS_BY_NAME",
+    "TLS_MINIMUM_VERSIONS",
     "TOPICS",
     "Converter",
     "ListenAddress",
+    "Secret",
     "Setting",
     "Settings",
 ]
@@ -50,6 +55,7 @@ DEFAULT_PORT = 8080
 #: Topic key -> title, in documentation order.
 TOPICS: Mapping[str, str] = {
     "listening": "Listening",
+    "tls": "TLS",
     "threads": "Threads",
     "http": "HTTP",
     "buffers": "Buffers",
@@ -64,6 +70,26 @@ INTERFACES = ("auto", "wsgi", "asgi3", "asgi2")
 
 #: Values of the ``lifespan`` setting.
 LIFESPAN_MODES = ("auto", "on", "off")
+
+#: Values of ``cert_reqs``, in the order of :class:`ssl.VerifyMode` (0, 1, 2).
+CERT_REQS = ("none", "optional", "required")
+
+#: Values of ``tls_minimum_version``. TLS 1.0 and 1.1 are not offered (RFC 8996).
+TLS_MINIMUM_VERSIONS = ("1.2", "1.3")
+
+#: The TLS 1.2 cipher suites offered by default: forward secret (ECDHE) and AEAD only, so
+#: no CBC mode, RSA key exchange, SHA-1 MAC or DHE without parameters. TLS 1.3 has its
+#: own, always AEAD, suites, which this string does not touch.
+DEFAULT_TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 # --------------------------------------------------------------------------- rows
@@ -379,39 +405,61 @@ def _parse_host_setting(value: Any) -> str:
     return text
 
 
-def _parse_port_text(text: str, entry: str) -> int:
+def _parse_port_text(text: str) -> int:
     # Digits only: service names would need a lookup, and config does no I/O.
     if not re.fullmatch(r"[0-9]+", text) or not 0 <= int(text) <= 65535:
-        raise ValueError(f"{entry!r}: the port must be a number between 0 and 65535")
+        raise ValueError("the port must be a number between 0 and 65535")
     return int(text)
 
 
-def _parse_listen_entry(entry: str) -> ListenAddress:
+# A scheme written before a listen entry; a bare entry is decided by _resolve_listen_tls.
+_LISTEN_SCHEMES = {"http://": False, "https://": True}
+
+
+def _parse_listen_entry(word: str) -> ListenAddress:
+    prefix, separator, rest = word.partition("://")
+    if not separator:
+        return _parse_address_entry(word, None)
+    tls = _LISTEN_SCHEMES.get(prefix.lower() + separator)
+    if tls is None:
+        raise ValueError(f"{word!r}: the scheme must be http:// or https://")
+    return _parse_address_entry(rest, tls, word)
+
+
+def _parse_address_entry(entry: str, tls: bool | None, word: str | None = None) -> ListenAddress:
+    """``HOST:PORT`` (or ``[IPV6]:PORT``, ``*:PORT``, ``HOST``); ``word`` is the entry as
+    written, scheme included, for messages."""
+    shown = word or entry
+    try:
+        host, port = _split_host_port(entry)
+    except ValueError as exc:
+        raise ValueError(f"{shown!r}: {exc}") from None
+    return ListenAddress(host, port, tls=bool(tls), scheme_given=tls is not None)
+
+
+def _split_host_port(entry: str) -> tuple[str | None, int]:
     if entry.startswith("["):
         host_text, bracket, rest = entry.partition("]")
         if not bracket:
-            raise ValueError(f"{entry!r}: missing ']' after the IPv6 address")
+            raise ValueError("missing ']' after the IPv6 address")
         host_text += bracket
         if rest and not rest.startswith(":"):
-            raise ValueError(f"{entry!r}: expected ':PORT' after ']'")
-        port = _parse_port_text(rest[1:], entry) if rest else DEFAULT_PORT
+            raise ValueError("expected ':PORT' after ']'")
+        port = _parse_port_text(rest[1:]) if rest else DEFAULT_PORT
     elif entry.count(":") > 1:
-        raise ValueError(f"{entry!r}: write IPv6 addresses in brackets, e.g. [::1]:8080")
+        raise ValueError("write IPv6 addresses in brackets, e.g. [::1]:8080")
     elif ":" in entry:
         host_text, _, port_text = entry.partition(":")
-        port = _parse_port_text(port_text, entry)
+        port = _parse_port_text(port_text)
     else:
         host_text, port = entry, DEFAULT_PORT
-    try:
-        return ListenAddress(_parse_host(host_text), port)
-    except ValueError as exc:
-        raise ValueError(f"{entry!r}: {exc}") from None
+    return _parse_host(host_text), port
 
 
 def _listen_entries(value: Any) -> Iterator[ListenAddress]:
     items = [value] if isinstance(value, (str, ListenAddress)) else value
     if not isinstance(items, Iterable):
-        raise TypeError("expected 'HOST:PORT' entries separated by spaces or newlines")
+        raise TypeError("expected '[https://]HOST:PORT' entries separated by spaces or newlines")
     for item in items:
         if isinstance(item, ListenAddress):
             yield item
@@ -524,9 +572,69 @@ def _choice(*choices: str) -> Converter:
     return Converter(convert, " | ".join(choices), "|".join(choices).upper())
 
 
+def _parse_cert_reqs(value: Any) -> str:
+    # ssl.CERT_NONE/OPTIONAL/REQUIRED are 0/1/2 (an IntEnum), as gunicorn's setting takes.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(CERT_REQS):
+        return CERT_REQS[value]
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word is not None and word.startswith("cert_"):
+        word = word[len("cert_") :]
+    if word not in CERT_REQS:
+        raise ValueError(f"expected one of {', '.join(CERT_REQS)}")
+    return word
+
+
+def _parse_tls_version(value: Any) -> str:
+    # "1.2", "TLSv1.2", "tls1.2", 1.2 or ssl.TLSVersion.TLSv1_2 (its name) all mean 1.2.
+    text = getattr(value, "name", value)
+    if isinstance(text, float):
+        text = str(text)
+    word = text.strip().lower().replace("_", ".") if isinstance(text, str) else ""
+    for prefix in ("tlsv", "tls"):
+        if word.startswith(prefix):
+            word = word[len(prefix) :].strip()
+            break
+    if word in ("1", "1.0", "1.1"):
+        raise ValueError("TLS 1.0 and 1.1 are not offered (deprecated by RFC 8996); use 1.2 or 1.3")
+    if word not in TLS_MINIMUM_VERSIONS:
+        raise ValueError(f"expected one of {', '.join(TLS_MINIMUM_VERSIONS)}")
+    return word
+
+
+def _parse_ciphers(value: Any) -> str:
+    # Whether OpenSSL knows the names is checked when the context is built (tls.py).
+    return _parse_nonempty_text(value)
+
+
+def _parse_secret(value: Any) -> Secret:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return Secret(value)
+
+
+def _parse_hook(value: Any) -> Any:
+    """A callable, or ``MODULE:FUNCTION`` text that tls.py imports when it builds the context."""
+    if callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            module_name, object_name = split_spec(value.strip())
+        except AppSpecError:
+            raise ValueError(
+                "expected a callable or 'MODULE:FUNCTION', e.g. myproject.tls:ssl_context"
+            ) from None
+        return f"{module_name}:{object_name}"
+    raise TypeError("expected a callable or 'MODULE:FUNCTION'")
+
+
 _interface = _choice(*INTERFACES)
 _lifespan = _choice(*LIFESPAN_MODES)
 _proxy_protocol = _choice(*PROXY_PROTOCOL_MODES)
+_cert_reqs = Converter(_parse_cert_reqs, " | ".join(CERT_REQS), "|".join(CERT_REQS).upper())
+_tls_version = Converter(_parse_tls_version, " | ".join(TLS_MINIMUM_VERSIONS), "VERSION")
+_ciphers = Converter(_parse_ciphers, "OpenSSL cipher list", "CIPHERS")
+_secret = _optional(Converter(_parse_secret, "string (hidden)", "PASSWORD"))
+_hook = _optional(Converter(_parse_hook, "callable or MODULE:FUNCTION", "MODULE:FUNCTION"))
 
 # For the help of trusted_proxy_headers, from the one list of names.
 _X_FORWARDED_NAMES = ", ".join(f"``{name}``" for name in FORWARDING_HEADERS if name != "forwarded")
@@ -547,7 +655,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("listen", _listen, None,
             "Addresses to listen on, separated by spaces or newlines: ``HOST:PORT``, "
             "``[IPV6]:PORT``, ``*:PORT`` (every interface of every enabled family) or a "
-            "bare ``HOST`` (port 8080). Cannot be combined with ``host`` or ``port``.",
+            "bare ``HOST`` (port 8080). Write ``https://`` before an entry to serve TLS "
+            "on it (``*:8080 https://*:8443``); entries without it are then plain HTTP. "
+            "When no entry says ``https://`` and ``certfile`` is set, every entry is TLS. "
+            "Cannot be combined with ``host`` or ``port``.",
             "listening", default_text="host:port"),
     Setting("ipv4", _bool, True,
             "Listen on IPv4; decides what ``*`` expands to.", "listening"),
@@ -592,6 +703,49 @@ SETTINGS: tuple[Setting, ...] = (
             "peer's, before any PROXY header or forwarding field, so leave this at 0 "
             "behind a proxy or load balancer, where every client shares its address.",
             "listening"),
+    # tls
+    Setting("certfile", _path, None,
+            "PEM file with the server's certificate followed by its intermediate "
+            "certificates (a full chain, such as certbot's ``fullchain.pem``); it may also "
+            "hold the private key. Setting it serves TLS: on the ``https://`` entries of "
+            "``listen`` when there are any, else on every listener (``host``/``port``, "
+            "``listen``, ``unix_socket``, ``sockets``, ``fd``).",
+            "tls"),
+    Setting("keyfile", _path, None,
+            "PEM file with the private key of ``certfile``; unset: the key is read from "
+            "``certfile``.",
+            "tls"),
+    Setting("keyfile_password", _secret, None,
+            "Password of an encrypted ``keyfile``. Never shown in logs or settings "
+            "listings.",
+            "tls", default_text="(none)"),
+    Setting("ca_certs", _path, None,
+            "PEM file of the certificate authorities that client certificates are "
+            "checked against (or a directory of them, named by hash as ``openssl "
+            "rehash`` makes it). Requires ``cert_reqs`` ``optional`` or ``required``.",
+            "tls"),
+    Setting("cert_reqs", _cert_reqs, "none",
+            "Client certificates: ``none`` (not asked for), ``optional`` (asked for and "
+            "verified when sent) or ``required`` (a connection without a valid one fails "
+            "its handshake). ``optional`` and ``required`` need ``ca_certs``.",
+            "tls"),
+    Setting("ciphers", _ciphers, DEFAULT_TLS12_CIPHERS,
+            "TLS 1.2 cipher suites to offer, in OpenSSL's cipher list format, most "
+            "preferred first (the server's order wins). The default offers only forward "
+            "secret AEAD suites (ECDHE with AES-GCM or ChaCha20-Poly1305). TLS 1.3 suites "
+            "are not affected.",
+            "tls", default_text="ECDHE with AES-GCM or ChaCha20-Poly1305"),
+    Setting("tls_minimum_version", _tls_version, "1.2",
+            "Oldest TLS version accepted: ``1.2`` or ``1.3``. TLS 1.0 and 1.1 are never "
+            "offered.",
+            "tls"),
+    Setting("ssl_context", _hook, None,
+            "Adjusts or replaces the TLS context, as gunicorn's hook: a callable "
+            "``ssl_context(settings, default_ssl_context_factory)`` returning an "
+            "``ssl.SSLContext``, where the factory returns a new context built from the "
+            "settings above. From the command line or an ini file, name it "
+            "``MODULE:FUNCTION``. Called at start-up and on each certificate reload.",
+            "tls"),
     # threads
     Setting("threads", _at_least_one, 4,
             "Number of worker threads that run the application.", "threads"),
@@ -794,20 +948,28 @@ SETTINGS_BY_NAME: Mapping[str, Setting] = {setting.name: setting for setting in 
 
 
 class ListenAddress:
-    """One TCP address to listen on. Immutable.
+    """One TCP address to listen on, plain HTTP or TLS. Immutable.
 
     ``host`` is a host name or an IP address (IPv6 without brackets), or None for every
     interface of every enabled address family (written ``*``). It is not resolved here.
+    ``tls`` says whether connections to it speak TLS. ``scheme_given`` records whether
+    the entry was written with ``http://`` or ``https://``: a bare entry's ``tls`` is
+    decided from ``certfile`` when the settings are validated (see :func:`_resolve_listen_tls`),
+    so it takes no part in equality.
     """
 
-    __slots__ = ("host", "port")
+    __slots__ = ("host", "port", "tls", "scheme_given")
 
     host: str | None
     port: int
+    tls: bool
+    scheme_given: bool
 
-    def __init__(self, host: str | None, port: int) -> None:
+    def __init__(self, host: str | None, port: int, *, tls: bool = False, scheme_given: bool = False) -> None:
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)
+        object.__setattr__(self, "tls", tls)
+        object.__setattr__(self, "scheme_given", scheme_given)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("ListenAddress is immutable")
@@ -815,24 +977,47 @@ class ListenAddress:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("ListenAddress is immutable")
 
+    def with_tls(self, tls: bool) -> ListenAddress:
+        """The same address, plain or TLS, as written (``scheme_given`` is kept)."""
+        return ListenAddress(self.host, self.port, tls=tls, scheme_given=self.scheme_given)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ListenAddress):
             return NotImplemented
-        return (self.host, self.port) == (other.host, other.port)
+        return (self.host, self.port, self.tls) == (other.host, other.port, other.tls)
 
     def __hash__(self) -> int:
-        return hash((self.host, self.port))
+        return hash((self.host, self.port, self.tls))
 
     def __repr__(self) -> str:
-        return f"ListenAddress({self.host!r}, {self.port!r})"
+        tls = ", tls=True" if self.tls else ""
+        return f"ListenAddress({self.host!r}, {self.port!r}{tls})"
 
     def __str__(self) -> str:
-        """The ``listen`` syntax: ``*:8080``, ``[::1]:8080``, ``127.0.0.1:8080``."""
+        """The ``listen`` syntax: ``*:8080``, ``[::1]:8080``, ``https://127.0.0.1:8443``.
+
+        TLS addresses carry ``https://``, so the text parses back to the same address
+        whatever ``certfile`` is.
+        """
+        return ("https://" if self.tls else "") + self.host_port
+
+    @property
+    def host_port(self) -> str:
+        """``HOST:PORT`` without the scheme, IPv6 hosts in brackets, ``*`` for every host."""
         if self.host is None:
             return f"*:{self.port}"
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+class Secret(str):
+    """A string setting whose value must not show in logs: its ``repr`` hides it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
 
 
 class Settings:
@@ -864,6 +1049,15 @@ class Settings:
     backlog: int
     connection_limit: int
     connection_limit_per_address: int
+    # tls
+    certfile: Optional[str]
+    keyfile: Optional[str]
+    keyfile_password: Optional[Secret]
+    ca_certs: Optional[str]
+    cert_reqs: str
+    ciphers: str
+    tls_minimum_version: str
+    ssl_context: Optional[Union[str, Callable[..., Any]]]
     # threads
     threads: int
     max_threads: int
@@ -984,8 +1178,11 @@ def _validate(values: Mapping[str, Any]) -> dict[str, Any]:
             resolved[setting.name] = setting.parse(values[setting.name])
         else:
             resolved[setting.name] = setting.default
-    resolved["listen"] = _derive_listen(values, resolved)
+    resolved["listen"] = _resolve_listen_tls(
+        _derive_listen(values, resolved), resolved["certfile"] is not None
+    )
     _check_conflicts(values, resolved)
+    _check_tls(values, resolved)
     _apply_proxy_fallbacks(resolved)
     return resolved
 
@@ -1013,6 +1210,78 @@ def _derive_listen(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> tup
     if resolved["sockets"] or resolved["fd"] or resolved["unix_socket"] is not None:
         return ()
     return (ListenAddress(_parse_host(resolved["host"]), resolved["port"]),)
+
+
+def _resolve_listen_tls(
+    addresses: tuple[ListenAddress, ...], has_certificate: bool
+) -> tuple[ListenAddress, ...]:
+    """Decide the bare entries: TLS when there is a certificate and no entry is written
+    ``https://`` (gunicorn and uvicorn make every listener TLS when given a certificate),
+    plain HTTP otherwise. Entries with a scheme keep it."""
+    if not has_certificate or any(address.tls for address in addresses):
+        return addresses
+    return tuple(address if address.scheme_given else address.with_tls(True) for address in addresses)
+
+
+def _check_tls(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """Checks between the TLS settings and the listeners; none of them reads a file."""
+    name = "listen" if "listen" in given else "host"
+    if resolved["certfile"] is None:
+        tls_entries = [str(address) for address in resolved["listen"] if address.tls]
+        if tls_entries:
+            raise ConfigError(
+                name, " ".join(tls_entries), "https:// listeners need certfile (and keyfile) to be set"
+            )
+        for other in (
+            "keyfile",
+            "keyfile_password",
+            "ca_certs",
+            "ciphers",
+            "tls_minimum_version",
+            "ssl_context",
+        ):
+            if other in given and resolved[other] is not None:
+                raise ConfigError(other, given[other], "has no meaning without certfile")
+        if resolved["cert_reqs"] != "none":
+            raise ConfigError("cert_reqs", given["cert_reqs"], "has no meaning without certfile")
+        return
+    if resolved["listen"] and not any(address.tls for address in resolved["listen"]):
+        raise ConfigError(
+            "certfile", resolved["certfile"], f"no listener uses TLS: every {name} entry is written http://"
+        )
+    _check_duplicate_ports(name, resolved["listen"])
+    _check_client_certificates(given, resolved)
+
+
+def _check_duplicate_ports(name: str, addresses: Iterable[ListenAddress]) -> None:
+    seen: dict[str, ListenAddress] = {}
+    for address in addresses:
+        if address.port == 0:
+            continue  # each gets a port of its own
+        earlier = seen.setdefault(address.host_port, address)
+        if earlier is not address:
+            raise ConfigError(
+                name,
+                f"{earlier} {address}",
+                f"{address.host_port} is listed both as plain HTTP and as https://",
+            )
+
+
+def _check_client_certificates(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    verifying = resolved["cert_reqs"] != "none"
+    if verifying and resolved["ca_certs"] is None and resolved["ssl_context"] is None:
+        raise ConfigError(
+            "cert_reqs",
+            resolved["cert_reqs"],
+            "client certificates can only be verified against ca_certs; set ca_certs "
+            "(or load the authorities in an ssl_context hook)",
+        )
+    if resolved["ca_certs"] is not None and not verifying:
+        raise ConfigError(
+            "ca_certs",
+            resolved["ca_certs"],
+            "has no effect while cert_reqs is none; set cert_reqs to optional or required",
+        )
 
 
 def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:

@@ -26,27 +26,30 @@ class Listener:
     """One listening socket and what channels accepted from it need to know.
 
     ``server_port`` is the port as the environ's SERVER_PORT string; ``display`` is how the
-    address is shown to people (``http://127.0.0.1:8080``, ``unix:/run/app.sock``).
+    address is shown to people (``http://127.0.0.1:8080``, ``https://[::1]:8443``,
+    ``unix:/run/app.sock``, ``unix:/run/app.sock (TLS)``). ``is_tls`` says whether
+    connections accepted here must complete a TLS handshake before HTTP.
     """
 
-    __slots__ = ("socket", "family", "address", "server_port", "display", "is_unix", "unix_path")
+    __slots__ = ("socket", "family", "address", "server_port", "display", "is_unix", "unix_path", "is_tls")
 
-    def __init__(self, sock: socket.socket, unix_path: str | None = None) -> None:
+    def __init__(self, sock: socket.socket, unix_path: str | None = None, *, is_tls: bool = False) -> None:
         self.socket = sock
         self.family = sock.family
         self.address: Any = sock.getsockname()
         self.unix_path = unix_path
+        self.is_tls = is_tls
         self.is_unix = getattr(socket, "AF_UNIX", None) is not None and sock.family == getattr(
             socket, "AF_UNIX", None
         )
         if self.is_unix:
             self.server_port = ""
-            self.display = f"unix:{self.address}"
+            self.display = f"unix:{self.address}" + (" (TLS)" if is_tls else "")
         else:
             host, port = self.address[0], self.address[1]
             self.server_port = str(port)
             shown = f"[{host}]" if ":" in host else host
-            self.display = f"http://{shown}:{port}"
+            self.display = f"{'https' if is_tls else 'http'}://{shown}:{port}"
 
     def close(self) -> None:
         self.socket.close()
@@ -94,23 +97,29 @@ def bind_listeners(
     unix_socket: str | None = None,
     unix_socket_perms: int = 0o600,
     sockets: Iterable[socket.socket] = (),
+    tls: bool = False,
 ) -> list[Listener]:
     """Bind every address; on any failure close what was bound and raise :class:`BindError`.
 
-    ``listen`` holds objects with ``host`` (None for all interfaces) and ``port``.
-    ``sockets`` are already bound by the caller: they are put in listening, non-blocking
-    mode and adopted as they are.
+    ``listen`` holds objects with ``host`` (None for all interfaces), ``port`` and
+    optionally ``tls`` (see :class:`~waitress_like.config.ListenAddress`). ``sockets`` are
+    already bound by the caller: they are put in listening, non-blocking mode and adopted
+    as they are. ``tls`` marks the ``sockets`` and the ``unix_socket`` listeners as TLS
+    (one choice for all of them: they carry no scheme of their own).
     """
     listeners: list[Listener] = []
     try:
         for sock in sockets:
             sock.listen(backlog)
             sock.setblocking(False)
-            listeners.append(Listener(sock))
+            listeners.append(Listener(sock, is_tls=tls))
         for address in listen:
-            listeners.extend(_bind_address(address.host, address.port, ipv4, ipv6, backlog))
+            bound = _bind_address(
+                address.host, address.port, ipv4, ipv6, backlog, getattr(address, "tls", False)
+            )
+            listeners.extend(bound)
         if unix_socket:
-            listeners.append(_bind_unix(unix_socket, unix_socket_perms, backlog))
+            listeners.append(_bind_unix(unix_socket, unix_socket_perms, backlog, tls))
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -118,7 +127,9 @@ def bind_listeners(
     return listeners
 
 
-def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: int) -> list[Listener]:
+def _bind_address(
+    host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: int, tls: bool = False
+) -> list[Listener]:
     try:
         infos = socket.getaddrinfo(
             host, port, _families(ipv4, ipv6), socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_PASSIVE
@@ -136,7 +147,7 @@ def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: 
                 continue
             seen.add(key)
             try:
-                bound.append(Listener(_tcp_socket(family, sockaddr, backlog)))
+                bound.append(Listener(_tcp_socket(family, sockaddr, backlog), is_tls=tls))
             except OSError as error:
                 if host is None and error.errno == errno.EAFNOSUPPORT:
                     continue  # "*" on a host without IPv6: serve the families it has
@@ -153,7 +164,7 @@ def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: 
     return bound
 
 
-def _bind_unix(path: str, perms: int, backlog: int) -> Listener:
+def _bind_unix(path: str, perms: int, backlog: int, tls: bool = False) -> Listener:
     unix_family = getattr(socket, "AF_UNIX", None)
     if unix_family is None:  # pragma: no cover - Windows builds without AF_UNIX
         raise BindError(errno.EAFNOSUPPORT, "unix sockets are not supported on this platform")
@@ -172,7 +183,7 @@ def _bind_unix(path: str, perms: int, backlog: int) -> Listener:
     except OSError as error:
         sock.close()
         raise BindError(error.errno, f"cannot listen on unix:{path}: {error.strerror}") from None
-    return Listener(sock, unix_path=path)
+    return Listener(sock, unix_path=path, is_tls=tls)
 
 
 # --------------------------------------------------------------------------- inherited sockets
