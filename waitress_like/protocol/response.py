@@ -20,7 +20,6 @@ __all__ = [
     "LAST_CHUNK",
     "parse_status",
     "check_header",
-    "status_has_no_body",
     "http_date",
     "simple_response",
 ]
@@ -104,11 +103,6 @@ def _allowed_name(name: str) -> str:
     if len(_VALID_NAMES) < _VALID_MAX:
         _VALID_NAMES[name] = lowered
     return lowered
-
-
-def status_has_no_body(status_code: int) -> bool:
-    """RFC 9110 6.4.1: 1xx, 204 and 304 responses never carry content."""
-    return status_code < 200 or status_code == 204 or status_code == 304
 
 
 _date_cache: tuple[int, str] = (0, "")
