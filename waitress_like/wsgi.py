@@ -189,10 +189,13 @@ class WSGIGateway:
         environ["waitress_like.client_disconnected"] = environ["waitress.client_disconnected"] = (
             request.client_disconnected
         )
+        known_keys = _ENVIRON_KEYS
         for name, value in head.headers:
-            key = _environ_key(name)
+            key = known_keys.get(name)  # inline look-up: one call less per header
             if key is None:
-                continue
+                key = _environ_key(name)  # a new name, or one that is dropped
+                if key is None:
+                    continue
             if key in environ:
                 if key == "CONTENT_LENGTH":
                     continue  # the parser already refused conflicting lengths
