@@ -193,6 +193,9 @@ class OutputPipe:
         self.pending_bytes = 0
         self._notify_pending = False
         self.finished = False
+        # The verdict on the connection after this response, given with the producer's
+        # last write (the gateway gives its response writer's): the channel closes when
+        # True. The consumer sets it in one case: a file found shorter than promised.
         self.close_connection = False
         self.aborted = False
         self.sent_bytes = 0

@@ -1,9 +1,11 @@
 """The PEP 3333 gateway: runs one request through the WSGI application on a worker thread.
 
-:meth:`WSGIGateway.run` builds the environ, calls the application, frames what it returns
-(Content-Length, chunked, or close-delimited for HTTP/1.0) and hands the bytes to the
-request's :class:`~waitress_like.buffers.OutputPipe`. Application errors become a 500
-response here, or a closed connection when the headers are already on their way.
+:meth:`WSGIGateway.run` builds the environ, calls the application, and maps what it gives
+(``start_response``, ``write``, the iterable, ``wsgi.file_wrapper``) onto the request's
+:class:`~waitress_like.protocol.writer.ResponseWriter`, which frames the bytes and gives
+the keep-alive verdict; bytes and verdict go to the request's
+:class:`~waitress_like.buffers.OutputPipe`. Application errors become a 500 response
+here, or a closed connection when the headers are already on their way.
 
 Thread contract: :meth:`WSGIGateway.run` is called on a worker thread, once per request;
 the gateway itself holds only read-only state and serves every worker at once.
@@ -24,15 +26,7 @@ from urllib.parse import unquote_to_bytes
 
 from .accesslog import CLIENT_CLOSED_REQUEST
 from .buffers import ClientDisconnected, OutputPipe
-from .errors import LocalProtocolError
-from .protocol.response import (
-    LAST_CHUNK,
-    check_header,
-    http_date,
-    parse_status,
-    simple_response,
-    status_has_no_body,
-)
+from .protocol.writer import HeadPolicy, ResponseWriter
 from .proxy import MalformedProxyHeader, ProxyPolicy
 
 __all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
@@ -108,13 +102,6 @@ class WSGIRequest:
         self.proxy_trusted = proxy_trusted  # the peer is a trusted proxy (decided at accept)
 
 
-class _Framing(enum.Enum):
-    LENGTH = "content-length"
-    CHUNKED = "chunked"
-    NO_BODY = "no body"  # HEAD, 1xx, 204, 304
-    UNTIL_CLOSE = "until close"  # HTTP/1.0 without Content-Length
-
-
 class _ResponseState(enum.Enum):
     NOT_STARTED = 0  # start_response not called yet
     HEADERS_SET = 1  # called; head not sent yet (can still be replaced with exc_info)
@@ -162,10 +149,8 @@ class WSGIGateway:
     ) -> None:
         self.app = app
         self.proxy = proxy  # rewrites the environ from trusted forwarding headers
-        self.server_header = ident if server_header else ""
-        self.date_header = date_header
-        self.default_headers = default_headers
-        self._default_header_names = frozenset(name.lower() for name, _ in default_headers)
+        # What the server adds to every response head: Server, Date, default headers.
+        self.head_policy = HeadPolicy(ident if server_header else "", date_header, default_headers)
         # An AccessLog, or None when access logging is off (then it costs nothing).
         self.access_log: Any = None
         self.url_prefix = url_prefix
@@ -204,10 +189,13 @@ class WSGIGateway:
         environ["waitress_like.client_disconnected"] = environ["waitress.client_disconnected"] = (
             request.client_disconnected
         )
+        known_keys = _ENVIRON_KEYS
         for name, value in head.headers:
-            key = _environ_key(name)
+            key = known_keys.get(name)  # inline look-up: one call less per header
             if key is None:
-                continue
+                key = _environ_key(name)  # a new name, or one that is dropped
+                if key is None:
+                    continue
             if key in environ:
                 if key == "CONTENT_LENGTH":
                     continue  # the parser already refused conflicting lengths
@@ -255,7 +243,7 @@ class WSGIGateway:
                 environ = self.build_environ(request)
             except MalformedProxyHeader as error:
                 response.logged_status = 400
-                self._refuse_proxy_header(request, pipe, error)
+                response.refuse_proxy_header(error)
                 return
             app_iter = self.app(environ, response.start_response)
             try:
@@ -268,7 +256,7 @@ class WSGIGateway:
         except ClientDisconnected:
             log.debug("client disconnected while serving %s", request.head.target)
             response.logged_status = CLIENT_CLOSED_REQUEST
-            pipe.finish(close_connection=True)
+            response.abort()
         except Exception:
             response.fail(sys.exc_info())  # type: ignore[arg-type]
         finally:
@@ -286,73 +274,34 @@ class WSGIGateway:
                 "RAW_URI": request.head.target,
                 "SERVER_PROTOCOL": "HTTP/%d.%d" % request.head.version,
             }
-        status = response.logged_status or response.status_code
+        writer = response.writer
+        status = response.logged_status or writer.status_code
         if response.pipe.aborted:
             status = CLIENT_CLOSED_REQUEST
         self.access_log.record(
-            environ, status, response.headers, response.body_bytes, started, time.time() - started
+            environ, status, writer.headers, writer.body_bytes, started, time.time() - started
         )
-
-    def _refuse_proxy_header(
-        self, request: WSGIRequest, pipe: OutputPipe, error: MalformedProxyHeader
-    ) -> None:
-        """A trusted proxy sent a forwarding header we cannot read: 400 and close, no app."""
-        log.warning(
-            "malformed %s header from %s: %s: %r",
-            error.header,
-            request.remote_addr,
-            error.reason,
-            error.value,
-        )
-        data = simple_response(
-            400,
-            f"The {error.header} header is malformed",
-            self.server_header,
-            close=True,
-            version=request.head.version,
-        )
-        if request.head.method == "HEAD":
-            data = data[: data.index(b"\r\n\r\n") + 4]
-        try:
-            pipe.write(data, finish=True, close_connection=True)
-        except ClientDisconnected:
-            pipe.finish(close_connection=True)
 
 
 class _Response:
-    """The state of one response; lives on the worker thread that runs the request."""
+    """PEP 3333's side of one response, on the worker thread that runs the request.
 
-    __slots__ = (
-        "gateway",
-        "request",
-        "pipe",
-        "state",
-        "status",
-        "status_code",
-        "headers",
-        "content_length",
-        "framing",
-        "close_connection",
-        "body_bytes",
-        "logged_status",
-        "app_sets",
-        "excess_logged",
-    )
+    It keeps the WSGI rules (when ``start_response`` may be called, ``write``, what the
+    application may return) and turns them into calls on a
+    :class:`~waitress_like.protocol.writer.ResponseWriter`, which owns the framing; the
+    bytes go to the pipe with the writer's verdict as ``close_connection``.
+    """
+
+    __slots__ = ("gateway", "request", "pipe", "writer", "state", "logged_status", "excess_logged")
 
     def __init__(self, gateway: WSGIGateway, request: WSGIRequest, pipe: OutputPipe) -> None:
+        head = request.head
         self.gateway = gateway
         self.request = request
         self.pipe = pipe
+        self.writer = ResponseWriter(gateway.head_policy, head.method, head.version, head.keep_alive)
         self.state = _ResponseState.NOT_STARTED
-        self.status = ""
-        self.status_code = 0
-        self.headers: list[tuple[str, str]] = []
-        self.content_length: Optional[int] = None
-        self.framing = _Framing.LENGTH
-        self.close_connection = not request.head.keep_alive
-        self.body_bytes = 0
-        self.logged_status = 0  # what the access log records when it is not status_code
-        self.app_sets: set[str] = set()  # "date"/"server" when the application sent its own
+        self.logged_status = 0  # what the access log records when it is not the writer's status
         self.excess_logged = False  # warned that the application sent past its Content-Length
 
     # -- PEP 3333 start_response and write -------------------------------------------------
@@ -372,27 +321,7 @@ class _Response:
                 exc_info = None  # break the traceback reference cycle
         elif self.state is not _ResponseState.NOT_STARTED:
             raise AssertionError("start_response called a second time without exc_info")
-        status_code = parse_status(status)
-        if type(headers) is not list:
-            raise LocalProtocolError(f"headers must be a list, got {type(headers).__name__}")
-        content_length = None
-        app_sets: set[str] = set()
-        for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                raise LocalProtocolError(f"each header must be a (name, value) tuple, got {item!r}")
-            name, value = item
-            lowered = check_header(name, value)
-            if lowered == "content-length":
-                if not value.isdigit() or not value.isascii():
-                    raise LocalProtocolError(f"invalid Content-Length {value!r}")
-                content_length = int(value)
-            elif lowered == "date" or lowered == "server":
-                app_sets.add(lowered)  # the application's own value wins over ours
-        self.app_sets = app_sets
-        self.status = status
-        self.status_code = status_code
-        self.headers = headers
-        self.content_length = content_length
+        self.writer.set_head(status, headers)
         self.state = _ResponseState.HEADERS_SET
         return self.write
 
@@ -428,9 +357,8 @@ class _Response:
             if type(chunk) is not bytes:
                 raise TypeError(f"the application returned {type(chunk).__name__}, not bytes")
         body = b"".join(chunks)
-        if self.state is _ResponseState.HEADERS_SET and self.content_length is None:
-            self.content_length = len(body)
-            self.headers = self.headers + [("Content-Length", str(len(body)))]
+        if self.state is _ResponseState.HEADERS_SET and self.writer.content_length is None:
+            self.writer.set_content_length(len(body))
         if body:
             self._send(body, finish=True)
 
@@ -448,30 +376,18 @@ class _Response:
         if extent is None:
             return False
         fd, offset, available = extent
-        if self.content_length is None or self.content_length > available:
-            self._set_content_length(available)
+        writer = self.writer
+        if writer.content_length is None or writer.content_length > available:
+            writer.set_content_length(available)
         if fd is None:
             return False
-        count = self.content_length
-        assert count is not None
-        head = self._start_head()
-        if self.framing is not _Framing.LENGTH or count == 0:
-            # No body to send (HEAD, 304...) or nothing in the file: the normal path is exact.
-            self.state = _ResponseState.HEADERS_SENT
-            self.pipe.write(head)
-            return True
-        self.pipe.write(head)
+        head = writer.start(self.pipe.last_response)
+        count = writer.body_from_file(available)
         self.state = _ResponseState.HEADERS_SENT
-        self.pipe.write_file(os.dup(fd), offset, count)
-        self.body_bytes = count
+        self.pipe.write(head)
+        if count:
+            self.pipe.write_file(os.dup(fd), offset, count)
         return True
-
-    def _set_content_length(self, length: int) -> None:
-        """Replace the application's Content-Length (its list is left untouched)."""
-        self.content_length = length
-        headers = [item for item in self.headers if item[0].lower() != "content-length"]
-        headers.append(("Content-Length", str(length)))
-        self.headers = headers
 
     def _send(self, data: bytes, finish: bool) -> None:
         """Frame ``data`` and hand it to the pipe, with the head first if still unsent.
@@ -479,135 +395,62 @@ class _Response:
         The pieces go to the pipe as a list: a large body is never copied to be joined
         with its head or its chunk framing.
         """
-        if self.state is _ResponseState.HEADERS_SET:
-            parts = [self._start_head()]
+        state = self.state
+        writer = self.writer
+        if state is _ResponseState.HEADERS_SET:
+            parts = [writer.start(self.pipe.last_response)]
             self.state = _ResponseState.HEADERS_SENT
-        elif self.state is _ResponseState.HEADERS_SENT:
+        elif state is _ResponseState.HEADERS_SENT:
             parts = []
-        elif self.state is _ResponseState.NOT_STARTED:
+        elif state is _ResponseState.NOT_STARTED:
             raise AssertionError("the application sent body data before start_response()")
         else:
             raise AssertionError("response already finished")
-        framing = self.framing
-        if framing is _Framing.LENGTH:
-            assert self.content_length is not None
-            room = self.content_length - self.body_bytes
-            if len(data) > room:
-                # Exactly Content-Length bytes go out whatever the application sends, so
-                # the next response on the connection is framed right and the connection
-                # stays usable (as in waitress); the excess is dropped.
-                self._warn_excess()
-                data = data[:room]
-            if data:
-                self.body_bytes += len(data)
-                parts.append(data)
-        elif framing is _Framing.CHUNKED:
-            self.body_bytes += len(data)
-            # Upper-case hex, as waitress writes it (RFC 9112 7.1 allows either case).
-            parts += (b"%X\r\n" % len(data), data, b"\r\n")
-            if finish:
-                parts.append(LAST_CHUNK)
-        elif framing is _Framing.UNTIL_CLOSE:
-            self.body_bytes += len(data)
-            parts.append(data)
-        # NO_BODY: the body is dropped, only the head goes out.
+        if writer.body(data, parts):
+            self._warn_excess()
         if finish:
-            self._check_length()
+            if writer.end(parts):
+                self._warn_short()
             self.state = _ResponseState.FINISHED
-            self.pipe.write_parts(parts, finish=True, close_connection=self.close_connection)
+            self.pipe.write_parts(parts, finish=True, close_connection=not writer.keep_alive)
         elif parts:
             self.pipe.write_parts(parts)
+
+    def finish(self) -> None:
+        """The application's iterable is exhausted: end the response."""
+        state = self.state
+        if state is _ResponseState.FINISHED:
+            return
+        if state is _ResponseState.NOT_STARTED:
+            raise AssertionError("the application returned without calling start_response()")
+        self._send(b"", finish=True)
+
+    def _warn_short(self) -> None:
+        # The client waits for bytes that will never come; the writer's verdict is close.
+        log.warning(
+            "application sent %d of %d promised bytes for %s; closing the connection",
+            self.writer.body_bytes,
+            self.writer.content_length,
+            self.request.head.target,
+        )
 
     def _warn_excess(self) -> None:
         if not self.excess_logged:
             self.excess_logged = True
             log.warning(
                 "application sent more than its Content-Length (%d) for %s; the excess is dropped",
-                self.content_length,
+                self.writer.content_length,
                 self.request.head.target,
             )
-
-    def _start_head(self) -> bytes:
-        """Decide the framing and serialise the status line and headers."""
-        head = self.request.head
-        version = head.version
-        if head.method == "HEAD" or status_has_no_body(self.status_code):
-            self.framing = _Framing.NO_BODY
-        elif self.content_length is not None:
-            self.framing = _Framing.LENGTH
-        elif version >= (1, 1):
-            self.framing = _Framing.CHUNKED
-        else:
-            self.framing = _Framing.UNTIL_CLOSE
-            self.close_connection = True
-        gateway = self.gateway
-        if self.pipe.last_response:
-            # The channel will read nothing more (limits, or the server drains): say so.
-            self.close_connection = True
-        lines = ["HTTP/%d.%d %s\r\n" % (version[0], version[1], self.status)]
-        for name, value in self.headers:
-            lines.append(f"{name}: {value}\r\n")
-        if gateway.default_headers:
-            lines.extend(self._default_header_lines())
-        if self.framing is _Framing.CHUNKED:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        app_sets = self.app_sets
-        if gateway.date_header and "date" not in app_sets:
-            lines.append(f"Date: {http_date()}\r\n")
-        if gateway.server_header and "server" not in app_sets:
-            lines.append(f"Server: {gateway.server_header}\r\n")
-        if self.close_connection:
-            lines.append("Connection: close\r\n")
-        elif version < (1, 1):
-            # waitress's spelling; the token is case-insensitive (RFC 9110 7.6.1), but
-            # HTTP/1.0 clients and tests written against waitress compare it.
-            lines.append("Connection: Keep-Alive\r\n")
-        lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
-
-    def _default_header_lines(self) -> list[str]:
-        """The configured default headers the application did not set itself."""
-        names = self.gateway._default_header_names
-        given = {name.lower() for name, _ in self.headers if name.lower() in names}
-        return [
-            f"{name}: {value}\r\n"
-            for name, value in self.gateway.default_headers
-            if name.lower() not in given
-        ]
-
-    def _check_length(self) -> None:
-        if (
-            self.framing is _Framing.LENGTH
-            and self.content_length is not None
-            and self.body_bytes < self.content_length
-        ):
-            # The client waits for bytes that will never come; closing is the only way
-            # to tell it, and keeps the next response from being read as this body.
-            log.warning(
-                "application sent %d of %d promised bytes for %s; closing the connection",
-                self.body_bytes,
-                self.content_length,
-                self.request.head.target,
-            )
-            self.close_connection = True
-
-    def finish(self) -> None:
-        state = self.state
-        if state is _ResponseState.FINISHED:
-            return
-        if state is _ResponseState.NOT_STARTED:
-            raise AssertionError("the application returned without calling start_response()")
-        if state is _ResponseState.HEADERS_SET:
-            out = self._start_head()
-            if self.framing is _Framing.CHUNKED:
-                out += LAST_CHUNK
-        else:
-            out = LAST_CHUNK if self.framing is _Framing.CHUNKED else b""
-        self._check_length()
-        self.state = _ResponseState.FINISHED
-        self.pipe.write(out, finish=True, close_connection=self.close_connection)
 
     # -- errors --------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """The response cannot be completed (the client left, or the application failed
+        after the head went out): end it, and the connection with it. Never raises."""
+        self.state = _ResponseState.FINISHED
+        self.writer.abort()
+        self.pipe.finish(close_connection=not self.writer.keep_alive)
 
     def fail(self, exc_info: ExcInfo) -> None:
         """The application (or its iterator) raised: answer 500, or cut the response."""
@@ -618,22 +461,33 @@ class _Response:
                 detail = "The server encountered an unexpected internal server error"
                 if self.gateway.expose_tracebacks:
                     detail += "\r\n\r\n" + "".join(traceback.format_exception(*exc_info))
-                body = simple_response(
-                    500, detail, self.gateway.server_header, close=True, version=head.version
-                )
-                if head.method == "HEAD":
-                    body = body[: body.index(b"\r\n\r\n") + 4]
-                self.state = _ResponseState.FINISHED
                 self.logged_status = 500
-                self.pipe.write(body, finish=True, close_connection=True)
+                self._send_error(500, detail)
             else:
                 # Part of the response is already out: closing is the only honest signal.
-                self.state = _ResponseState.FINISHED
-                self.pipe.finish(close_connection=True)
-        except ClientDisconnected:
-            self.pipe.finish(close_connection=True)
+                self.abort()
         finally:
             exc_info = None  # type: ignore[assignment]
+
+    def refuse_proxy_header(self, error: MalformedProxyHeader) -> None:
+        """A trusted proxy sent a forwarding header we cannot read: 400 and close, no app."""
+        log.warning(
+            "malformed %s header from %s: %s: %r",
+            error.header,
+            self.request.remote_addr,
+            error.reason,
+            error.value,
+        )
+        self._send_error(400, f"The {error.header} header is malformed")
+
+    def _send_error(self, status_code: int, detail: str) -> None:
+        """Answer ``status_code`` instead of the application; the connection closes."""
+        self.state = _ResponseState.FINISHED
+        data = self.writer.error_response(status_code, detail)
+        try:
+            self.pipe.write(data, finish=True, close_connection=not self.writer.keep_alive)
+        except ClientDisconnected:
+            self.pipe.finish(close_connection=True)
 
 
 def _file_extent(filelike: Any) -> Optional[tuple[Optional[int], int, int]]:

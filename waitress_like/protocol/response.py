@@ -1,9 +1,10 @@
-"""Response heads and body framing (RFC 9112 sections 4, 6, 7), sans I/O.
+"""The pieces of a response head (RFC 9112 section 4), sans I/O.
 
-These functions turn what an application gave (a status line, header pairs, body pieces)
-into bytes, and refuse anything that would let the application corrupt the stream: a
-status or header with CR, LF or NUL, an invalid field name, or a hop-by-hop header
-(PEP 3333: framing is the server's job).
+These functions check what an application gives (a status line, header pairs) and refuse
+anything that would let it corrupt the stream: a status or header with CR, LF or NUL, an
+invalid field name, or a hop-by-hop header (PEP 3333: framing is the server's job). They
+also make the Date value and the small responses the server answers by itself. Framing a
+response is :mod:`.writer`'s job.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ __all__ = [
     "LAST_CHUNK",
     "parse_status",
     "check_header",
-    "status_has_no_body",
     "http_date",
     "simple_response",
 ]
@@ -47,6 +47,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*\Z")
 
+# Status lines and field names already found valid -> their code / lower-cased name. An
+# application sends the same few for every response, and a hit costs one dict look-up
+# instead of regular expressions. Bounded: an application may echo names it received.
+_VALID_STATUSES: dict[str, int] = {}
+_VALID_NAMES: dict[str, str] = {}
+_VALID_MAX = 1024
+
 
 def parse_status(status: object) -> int:
     """Return the code of a PEP 3333 status string like ``"200 OK"``.
@@ -56,10 +63,16 @@ def parse_status(status: object) -> int:
     """
     if type(status) is not str:
         raise LocalProtocolError(f"status must be a str, got {status!r}")
+    code = _VALID_STATUSES.get(status)
+    if code is not None:
+        return code
     match = _STATUS.match(status)
     if match is None:
         raise LocalProtocolError(f"invalid status line {status!r}")
-    return int(match.group(1))
+    code = int(match.group(1))
+    if len(_VALID_STATUSES) < _VALID_MAX:
+        _VALID_STATUSES[status] = code  # threads may race here: both store the same
+    return code
 
 
 def check_header(name: object, value: object) -> str:
@@ -70,21 +83,26 @@ def check_header(name: object, value: object) -> str:
     """
     if type(name) is not str or type(value) is not str:
         raise LocalProtocolError(f"header name and value must be str: {name!r}: {value!r}")
-    if _TOKEN.match(name) is None:
+    lowered = _VALID_NAMES.get(name)
+    if lowered is None and _TOKEN.match(name) is None:
         raise LocalProtocolError(f"invalid header name {name!r}")
     if _FIELD_VALUE.match(value) is None:
         raise LocalProtocolError(f"invalid character in value of header {name!r}: {value!r}")
+    if lowered is None:
+        lowered = _allowed_name(name)
+    return lowered
+
+
+def _allowed_name(name: str) -> str:
+    """The lower-cased form of the valid ``name``, if an application may send it."""
     lowered = name.lower()
     if lowered in HOP_BY_HOP_HEADERS:
         raise LocalProtocolError(
             f"{name!r} is a hop-by-hop header; a WSGI application may not set it (PEP 3333)"
         )
+    if len(_VALID_NAMES) < _VALID_MAX:
+        _VALID_NAMES[name] = lowered
     return lowered
-
-
-def status_has_no_body(status_code: int) -> bool:
-    """RFC 9110 6.4.1: 1xx, 204 and 304 responses never carry content."""
-    return status_code < 200 or status_code == 204 or status_code == 304
 
 
 _date_cache: tuple[int, str] = (0, "")
