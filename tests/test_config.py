@@ -398,6 +398,8 @@ BAD_VALUES = [
     ("max_request_header_size", 0),
     ("limit_request_fields", "0"),
     ("connection_limit_per_address", "-1"),
+    ("ident", "srv\r\nX-Injected: 1"),
+    ("ident", "caf\u00e9 \u2603"),
     ("request_min_rate", "fast"),
     ("request_min_rate_grace", "0"),
     ("max_request_body_size", -1),

@@ -339,6 +339,16 @@ def _parse_text(value: Any) -> str:
     return text
 
 
+def _parse_header_text(value: Any) -> str:
+    """Text that goes into a response header: no controls, and one byte per character."""
+    text = _parse_text(value)
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("must be latin-1 text: it is sent in a response header") from None
+    return text
+
+
 def _parse_nonempty_text(value: Any) -> str:
     text = _parse_text(value)
     if not text:
@@ -542,6 +552,7 @@ _bool = Converter(_parse_bool, "boolean", is_flag=True)
 _text = Converter(_parse_text, "string", "STR")
 _name = Converter(_parse_nonempty_text, "string", "STR")
 _optional_text = _optional(_text)
+_optional_header_text = _optional(Converter(_parse_header_text, "string", "STR"))
 _host = Converter(_parse_host_setting, "host name or IP address", "HOST")
 _port = _integer(0, 65535, "PORT")
 _listen = Converter(_parse_listen, "list of HOST:PORT", "HOST:PORT")
@@ -779,7 +790,7 @@ SETTINGS: tuple[Setting, ...] = (
             "http"),
     Setting("server_name", _name, "waitress.invalid",
             "``SERVER_NAME`` of requests that carry no ``Host`` header.", "http"),
-    Setting("ident", _optional_text, "waitress_like",
+    Setting("ident", _optional_header_text, "waitress_like",
             "Value of the ``Server`` response header; empty sends none.", "http"),
     Setting("server_header", _bool, True,
             "Send the ``Server`` header (with the value of ``ident``).", "http"),

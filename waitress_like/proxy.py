@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
 
 from .errors import ConfigError, RemoteProtocolError
 from .haproxy import ProxyProtocolReader
+from .protocol.grammar import QUOTED_PAIR_RE, QUOTED_STRING, TOKEN
 
 __all__ = [
     "FORWARDING_HEADERS",
@@ -446,12 +447,10 @@ def _trusted_hop(
 # --------------------------------------------------------------------------- RFC 7239
 
 # RFC 9110 5.6.2 token; 5.6.4 quoted-string (qdtext and quoted-pair, obs-text included).
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_QUOTED_STRING = re.compile(_QUOTED)
-_PAIR = re.compile(rf"({_TOKEN})=({_TOKEN}|{_QUOTED})")
+_QUOTED_STRING = re.compile(QUOTED_STRING)
+_PAIR = re.compile(rf"({TOKEN})=({TOKEN}|{QUOTED_STRING})")
 _OWS = re.compile(r"[ \t]*")
-_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_QUOTED_PAIR = QUOTED_PAIR_RE
 
 
 class ForwardedElement:

@@ -13,6 +13,7 @@ import re
 
 from ..errors import RemoteProtocolError
 from .events import BodyChunk, EndOfRequest
+from .grammar import QUOTED_STRING_BYTES, TOKEN_BYTES
 from .head import diagnose_trailers, parse_trailer_block, scan_for_bare_line_break
 from .limits import ParserLimits
 
@@ -21,8 +22,8 @@ __all__ = ["ContentLengthReader", "ChunkedReader", "END_OF_REQUEST"]
 # Events are never mutated, so the common trailer-less end can be one shared object.
 END_OF_REQUEST = EndOfRequest(())
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_TOKEN = TOKEN_BYTES
+_QUOTED_STRING = QUOTED_STRING_BYTES
 # chunk-size [ chunk-ext ], chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ).
 # At most 16 hex digits: enough for any size a 64-bit peer can mean, and int() stays cheap.
 _CHUNK_LINE_RE = re.compile(

@@ -22,6 +22,7 @@ from typing import Union
 
 from ..errors import RemoteProtocolError
 from .events import Fields, RequestHead
+from .grammar import FIELD_VCHAR, QUOTED_STRING, TCHAR, TOKEN_RE
 from .limits import ParserLimits
 
 __all__ = [
@@ -40,12 +41,12 @@ Buffer = Union[bytes, bytearray]
 # -- grammar (RFC 9110 5.5, 5.6.2; RFC 9112 3, 5; RFC 3986 3.2) ----------------------------
 # All patterns are str patterns applied to latin-1 text, so [\x80-\xff] is obs-text.
 
-_TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_FIELD_VCHAR = r"\x21-\x7e\x80-\xff"
+_TCHAR = TCHAR
+_FIELD_VCHAR = FIELD_VCHAR
 
 TCHAR_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
-_TOKEN_RE = re.compile(rf"[{_TCHAR}]+")
+_TOKEN_RE = TOKEN_RE
 # A method is a token without lower-case letters. RFC 9110 9.1 makes methods
 # case-sensitive and every registered method is upper case; a "get" that a front proxy
 # reads as GET while the application does not is a way around method-based filters.
@@ -94,7 +95,7 @@ _ABSOLUTE_FORM_RE = re.compile(
 )
 
 # transfer-coding = token *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )
-_QUOTED_STRING = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_QUOTED_STRING = QUOTED_STRING
 _TRANSFER_CODING_RE = re.compile(
     rf"[{_TCHAR}]+(?:[ \t]*;[ \t]*[{_TCHAR}]+[ \t]*=[ \t]*(?:[{_TCHAR}]+|{_QUOTED_STRING}))*"
 )

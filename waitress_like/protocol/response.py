@@ -14,6 +14,7 @@ import time
 from email.utils import formatdate
 
 from ..errors import LocalProtocolError
+from .grammar import FIELD_VALUE_RE, TOKEN_RE
 
 __all__ = [
     "HOP_BY_HOP_HEADERS",
@@ -42,9 +43,8 @@ HOP_BY_HOP_HEADERS = frozenset(
 
 LAST_CHUNK = b"0\r\n\r\n"
 
-# RFC 9110 5.6.2 token; RFC 9110 5.5 field-value: VCHAR, obs-text, SP and HTAB inside.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
+_TOKEN = TOKEN_RE
+_FIELD_VALUE = FIELD_VALUE_RE
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*\Z")
 
 # Status lines and field names already found valid -> their code / lower-cased name. An
@@ -81,16 +81,25 @@ def check_header(name: object, value: object) -> str:
     Raises :class:`LocalProtocolError` for non-str items, an invalid name, a value with
     CR, LF, NUL or another control character, or a hop-by-hop header.
     """
+    if type(name) is str and type(value) is str:
+        lowered = _VALID_NAMES.get(name)
+        if lowered is not None and _FIELD_VALUE.fullmatch(value) is not None:
+            return lowered  # the common case: a name seen before, a clean value
+    check_field(name, value)  # raises for anything malformed
+    return _allowed_name(name)  # type: ignore[arg-type]  # check_field made it a str
+
+
+def check_field(name: object, value: object) -> str:
+    """Validate a response field's name (a token) and value (RFC 9110 5.1, 5.5); return
+    the name lower-cased. Raises :class:`LocalProtocolError` as :func:`check_header`
+    does, but allows every name: callers that reserve names check them themselves."""
     if type(name) is not str or type(value) is not str:
         raise LocalProtocolError(f"header name and value must be str: {name!r}: {value!r}")
-    lowered = _VALID_NAMES.get(name)
-    if lowered is None and _TOKEN.match(name) is None:
+    if _TOKEN.fullmatch(name) is None:
         raise LocalProtocolError(f"invalid header name {name!r}")
-    if _FIELD_VALUE.match(value) is None:
+    if _FIELD_VALUE.fullmatch(value) is None:
         raise LocalProtocolError(f"invalid character in value of header {name!r}: {value!r}")
-    if lowered is None:
-        lowered = _allowed_name(name)
-    return lowered
+    return name.lower()
 
 
 def _allowed_name(name: str) -> str:

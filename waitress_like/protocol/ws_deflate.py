@@ -21,6 +21,8 @@ import re
 import zlib
 from typing import Iterable, Optional
 
+from .grammar import TCHAR, TOKEN_RE
+
 __all__ = [
     "DeflateOptions",
     "DeflateParameters",
@@ -36,17 +38,16 @@ EXTENSION_NAME = "permessage-deflate"
 # the receiver appends it back before inflating.
 _TAIL = b"\x00\x00\xff\xff"
 
-_TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
 # RFC 6455 9.1: extension = token *( ";" param ), param = token [ "=" (token / quoted-string) ],
 # separated by optional whitespace; elements of the list are separated by commas.
-_EXTENSION_RE = re.compile(rf"[ \t]*([{_TCHAR}]+)")
+_EXTENSION_RE = re.compile(rf"[ \t]*([{TCHAR}]+)")
 _PARAM_RE = re.compile(
-    rf'[ \t]*;[ \t]*([{_TCHAR}]+)(?:[ \t]*=[ \t]*(?:([{_TCHAR}]+)|"((?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*)"))?'
+    rf'[ \t]*;[ \t]*([{TCHAR}]+)(?:[ \t]*=[ \t]*(?:([{TCHAR}]+)|"((?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*)"))?'
 )
 _LIST_SEPARATOR_RE = re.compile(r"[ \t]*(?:,|\Z)")
 _EMPTY_ELEMENT_RE = re.compile(r"[ \t]*,")
 _BLANK_REST_RE = re.compile(r"[ \t]*\Z")
-_TOKEN_RE = re.compile(rf"[{_TCHAR}]+")
+_TOKEN_RE = TOKEN_RE
 _QUOTED_PAIR_RE = re.compile(r"\\(.)")
 # RFC 7692 7.1.2: a decimal integer 8..15 without leading zeros.
 _WINDOW_BITS_RE = re.compile(r"[89]|1[0-5]")

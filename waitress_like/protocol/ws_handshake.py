@@ -19,10 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from typing import Iterable
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from .grammar import TOKEN_RE
+from .response import check_field
 from .ws_deflate import DeflateOptions, DeflateParameters, negotiate_deflate
 
 __all__ = [
@@ -41,9 +42,7 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _VERSION = "13"
 _VERSION_HEADER = (("Sec-WebSocket-Version", _VERSION),)
 
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 5.5: a field value holds no CTL but HTAB; obs-text (0x80-0xFF) is allowed.
-_FIELD_VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_TOKEN_RE = TOKEN_RE
 
 # Fields of the 101 response that only upgrade_response may write: the handshake itself,
 # and framing or connection fields that a 101 must not carry (RFC 9110 8.6, 7.6.1).
@@ -255,11 +254,5 @@ def upgrade_response(
 
 
 def _check_extra_header(name: object, value: object) -> None:
-    if type(name) is not str or type(value) is not str:
-        raise LocalProtocolError(f"header name and value must be str: {name!r}: {value!r}")
-    if _TOKEN_RE.fullmatch(name) is None:
-        raise LocalProtocolError(f"invalid header name {name!r}")
-    if _FIELD_VALUE_RE.fullmatch(value) is None:
-        raise LocalProtocolError(f"invalid character in value of header {name!r}: {value!r}")
-    if name.lower() in _RESERVED_RESPONSE_FIELDS:
+    if check_field(name, value) in _RESERVED_RESPONSE_FIELDS:
         raise LocalProtocolError(f"{name!r} is set by the WebSocket handshake itself")
