@@ -133,7 +133,7 @@ class Registry:
         self._local = threading.local()
         self._lock = threading.Lock()  # readers only: shard creation and snapshots
         self._shards: list[Shard] = []
-        self._retired = Shard(None, 0)  # totals of shards whose thread has ended
+        self._retired = Shard(None, sample_limit)  # what threads that have ended recorded
 
     def shard(self) -> Shard:
         """The calling thread's shard (made on its first use). Record only into your own."""
@@ -153,7 +153,7 @@ class Registry:
         """Any thread: take every raw sample kept so far (oldest first within a thread)."""
         taken: list[float] = []
         with self._lock:
-            shards = list(self._shards)
+            shards = [*self._shards, self._retired]
         for shard in shards:
             samples = shard.samples
             while samples:
@@ -188,6 +188,8 @@ class Registry:
             if shard.thread is not None and not shard.thread.is_alive():
                 _add_values(self._retired.values, shard.values)
                 _add_histograms(self._retired.histograms, shard.histograms)
+                if shard.samples:
+                    self._retired.samples.extend(shard.samples)  # type: ignore[union-attr]
             else:
                 alive.append(shard)
         self._shards = alive

@@ -34,6 +34,7 @@ from .protocol.response import (
     status_has_no_body,
 )
 from .proxy import MalformedProxyHeader, ProxyPolicy
+from .server_metrics import NO_METRICS, MetricsRecorder
 
 __all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
 
@@ -168,6 +169,7 @@ class WSGIGateway:
         self._default_header_names = frozenset(name.lower() for name, _ in default_headers)
         # An AccessLog, or None when access logging is off (then it costs nothing).
         self.access_log: Any = None
+        self.metrics: MetricsRecorder = NO_METRICS  # told of every request that ends here
         self.url_prefix = url_prefix
         self.ident = ident
         self.expose_tracebacks = expose_tracebacks
@@ -248,7 +250,7 @@ class WSGIGateway:
     def run(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         """Worker thread: serve ``request`` completely into ``pipe``. Never raises."""
         response = _Response(self, request, pipe)
-        started = time.time() if self.access_log is not None else 0.0
+        started = time.time()
         environ: dict[str, Any] = {}
         try:
             try:
@@ -275,6 +277,7 @@ class WSGIGateway:
             request.body.close()
             if self.access_log is not None:
                 self._log_access(request, response, environ, started)
+            self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
 
     def _log_access(
         self, request: WSGIRequest, response: _Response, environ: dict[str, Any], started: float
@@ -286,11 +289,13 @@ class WSGIGateway:
                 "RAW_URI": request.head.target,
                 "SERVER_PROTOCOL": "HTTP/%d.%d" % request.head.version,
             }
-        status = response.logged_status or response.status_code
-        if response.pipe.aborted:
-            status = CLIENT_CLOSED_REQUEST
         self.access_log.record(
-            environ, status, response.headers, response.body_bytes, started, time.time() - started
+            environ,
+            _final_status(response),
+            response.headers,
+            response.body_bytes,
+            started,
+            time.time() - started,
         )
 
     def _refuse_proxy_header(
@@ -317,6 +322,13 @@ class WSGIGateway:
             pipe.write(data, finish=True, close_connection=True)
         except ClientDisconnected:
             pipe.finish(close_connection=True)
+
+
+def _final_status(response: _Response) -> int:
+    """The status a request ended with, for the access log and metrics (499: client gone)."""
+    if response.pipe.aborted:
+        return CLIENT_CLOSED_REQUEST
+    return response.logged_status or response.status_code
 
 
 class _Response:

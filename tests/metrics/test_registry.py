@@ -257,3 +257,12 @@ def test_label_values_and_help_are_escaped():
     families = parsed(text)
     assert families["t_odd"] == {("t_odd_total", (("path", 'a"b\\c\nd'),)): 1}
     assert families["t_odd:help"] == 'Help with \\ and\nnewline "quoted".'
+
+
+def test_the_samples_of_a_finished_thread_are_still_drained():
+    registry = Registry(SPECS, sample_limit=10)
+    thread = threading.Thread(target=lambda: registry.shard().samples.append(0.25))  # type: ignore[union-attr]
+    thread.start()
+    thread.join()
+    registry.snapshot()  # folds the finished thread's shard
+    assert registry.drain_samples() == [0.25]
