@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from .config import Settings
@@ -65,8 +66,29 @@ __all__ = [
 
 log = logging.getLogger("waitress_like")
 
-_STATUS_CLASSES = {code: f"{code // 100}xx" for code in range(100, 1000)}
 _STATUS_TEXT = {code: str(code) for code in range(100, 1000)}
+_DURATION_KEY: tuple[str, tuple[str, ...]] = (DURATION, ())
+_RequestKeys = tuple[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]]
+# method -> status -> the (requests_total, responses_total) keys, filled as they are met.
+# Bounded: known methods only (a client may send any), and statuses 100-999.
+_REQUEST_KEYS: dict[str, dict[int, _RequestKeys]] = {method: {} for method in KNOWN_METHODS}
+_OTHER_METHOD_KEYS: dict[int, _RequestKeys] = {}
+
+
+def _request_keys(method: str, status: int) -> _RequestKeys:
+    """The counter keys of a request, remembered for the next one like it."""
+    known = method in KNOWN_METHODS
+    status_text = _STATUS_TEXT.get(status, "other")
+    status_class = f"{status // 100}xx" if status in _STATUS_TEXT else "other"
+    keys = (
+        (REQUESTS, (method if known else "other", status_class)),
+        (RESPONSES, (status_text,)),
+    )
+    if status in _STATUS_TEXT:
+        (_REQUEST_KEYS[method] if known else _OTHER_METHOD_KEYS)[status] = keys
+    return keys
+
+
 _SAMPLE_LIMIT = 10_000  # statsd timer samples kept per thread between two flushes
 _GAUGE_WAIT_SECONDS = 2.0
 
@@ -196,17 +218,18 @@ class ServerMetrics(MetricsRecorder):
         self.registry.shard().add(EVICTED)
 
     def request_done(self, method: str, status: int, duration_seconds: float) -> None:
+        # Runs for every request: the counter keys are made once per (method, status)
+        # and the histogram update is Shard.observe inlined.
+        keys = _REQUEST_KEYS.get(method, _OTHER_METHOD_KEYS).get(status) or _request_keys(method, status)
         shard = self.registry.shard()
         values = shard.values
-        # Inlined Shard.add: this runs for every request.
-        by_class = (
-            REQUESTS,
-            (method if method in KNOWN_METHODS else "other", _STATUS_CLASSES.get(status, "other")),
-        )
-        values[by_class] = values.get(by_class, 0) + 1
-        by_code = (RESPONSES, (_STATUS_TEXT.get(status, "other"),))
-        values[by_code] = values.get(by_code, 0) + 1
-        shard.observe(DURATION, DURATION_BUCKETS, duration_seconds)
+        for key in keys:
+            values[key] = values.get(key, 0) + 1
+        cell = shard.histograms.get(_DURATION_KEY)
+        if cell is None:
+            cell = shard.histograms[_DURATION_KEY] = [0] * (len(DURATION_BUCKETS) + 1) + [0.0]
+        cell[bisect_left(DURATION_BUCKETS, duration_seconds)] += 1
+        cell[-1] += duration_seconds
         if self._timings:
             shard.samples.append(duration_seconds)  # type: ignore[union-attr]
 
@@ -219,16 +242,20 @@ class ServerMetrics(MetricsRecorder):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, read_server: bool = True) -> dict[str, Any]:
         """Any thread: every metric now, as plain data (see :mod:`waitress_like.metrics`).
 
         Gauges that only the loop thread may read are read there: from another thread
         this waits for the loop (at most a couple of seconds, then the last values read).
+        ``read_server=False`` leaves them out (the counters are all there).
         """
-        gauges = self._read_gauges()
+        gauges = self._read_gauges() if read_server else {}
         if self._standalone:
             gauges[WORKERS] = {(): 1}
         return self.registry.snapshot(gauges)
+
+    def _counters(self) -> dict[str, Any]:
+        return self.snapshot(read_server=False)
 
     def _read_gauges(self) -> dict[str, dict[tuple, float]]:
         source = self._source
@@ -257,7 +284,11 @@ class ServerMetrics(MetricsRecorder):
             self._endpoint.start()
         if self._statsd is not None:
             self._reporter = StatsdReporter(
-                self._statsd, self.snapshot, self.registry.drain_samples, report_workers=self._standalone
+                # statsd reports counters and timers only: no need to wake the loop.
+                self._statsd,
+                self._counters,
+                self.registry.drain_samples,
+                report_workers=self._standalone,
             )
             self._reporter.start()
 

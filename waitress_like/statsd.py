@@ -16,7 +16,8 @@ Existing gunicorn dashboards keep working: the same names under ``statsd_prefix`
 gunicorn sends a datagram per event from the thread serving the request. Here the
 request only records into its thread's shard (see :mod:`waitress_like.metrics`), and
 a reporter thread sends, once a second, what changed: counter increments summed, each
-request's duration as a timer sample, several lines to a datagram. A statsd server adds
+request's duration as a timer sample (past 1,000 a second, a random sample of them
+with its ``|@rate``), several lines to a datagram. A statsd server adds
 counters up over its flush interval either way, so the totals are the same.
 
 Thread contract: :class:`StatsdClient` is used by one thread at a time (the reporter's);
@@ -27,6 +28,7 @@ raises into the server: send and lookup errors are logged once and retried.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -41,6 +43,9 @@ DEFAULT_PORT = 8125
 # Fits one Ethernet frame with IP and UDP headers, so no datagram is fragmented.
 MAX_DATAGRAM_BYTES = 1432
 REPORT_INTERVAL_SECONDS = 1.0
+# Timer lines per report at most: past it, a random sample goes with its rate, so that a
+# busy server spends a bounded time formatting them.
+MAX_TIMER_SAMPLES = 1000
 
 
 class StatsdClient:
@@ -142,14 +147,25 @@ def statsd_lines(
         for statsd_name in _gunicorn_names(name, labels):
             increments[statsd_name] = increments.get(statsd_name, 0) + change
     lines = [client.line(name, _number(change), "c") for name, change in increments.items()]
-    lines += [
-        client.line("gunicorn.request.duration", _number(seconds * 1000), "ms")
-        for seconds in durations_seconds
-    ]
+    lines += _timer_lines(client, list(durations_seconds))
     if report_workers:
         workers = sum(value for _, value in snapshot.get("metrics", {}).get(table.WORKERS, ()))
         lines.append(client.line("gunicorn.workers", _number(workers), "g"))
     return lines
+
+
+def _timer_lines(client: StatsdClient, durations_seconds: list[float]) -> list[str]:
+    """One timer line per request, or per sampled request past MAX_TIMER_SAMPLES, with
+    the sample rate (``|@0.25``) so statsd scales its counts back."""
+    kind = "ms"
+    if len(durations_seconds) > MAX_TIMER_SAMPLES:
+        rate = MAX_TIMER_SAMPLES / len(durations_seconds)
+        durations_seconds = random.sample(durations_seconds, MAX_TIMER_SAMPLES)
+        kind = f"ms|@{rate:.4g}"
+    return [
+        client.line("gunicorn.request.duration", _number(seconds * 1000), kind)
+        for seconds in durations_seconds
+    ]
 
 
 def _gunicorn_names(name: str, labels: tuple) -> tuple[str, ...]:

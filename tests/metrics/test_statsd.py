@@ -17,7 +17,7 @@ import pytest
 from tests.httpclient import request
 from waitress_like.metrics import Registry
 from waitress_like.metrics_table import LOG_MESSAGES, METRICS, REQUESTS, RESPONSES
-from waitress_like.statsd import MAX_DATAGRAM_BYTES, StatsdClient, statsd_lines
+from waitress_like.statsd import MAX_DATAGRAM_BYTES, MAX_TIMER_SAMPLES, StatsdClient, statsd_lines
 
 TAGS = "env:test,team:web"
 
@@ -156,3 +156,10 @@ def test_an_unreachable_statsd_never_raises_and_warns_once(caplog: pytest.LogCap
     for _ in range(3):
         nobody.send(["a:1|c"])  # ICMP port unreachable comes back as ECONNREFUSED: ignored
     nobody.close()
+
+
+def test_past_the_cap_timers_are_sampled_with_their_rate() -> None:
+    client = StatsdClient("127.0.0.1", 9, tags="a:b")
+    durations = [0.001] * (MAX_TIMER_SAMPLES * 4)
+    lines = statsd_lines(client, {"format": 1, "metrics": {}}, {}, durations, report_workers=False)
+    assert lines == ["gunicorn.request.duration:1|ms|@0.25|#a:b"] * MAX_TIMER_SAMPLES
