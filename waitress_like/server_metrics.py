@@ -54,7 +54,7 @@ from .metrics_table import (
     THREADS_BUSY,
     WORKERS,
 )
-from .statsd import StatsdClient, StatsdReporter
+from .statsd import REPORT_INTERVAL_SECONDS, StatsdClient, StatsdReporter
 
 __all__ = [
     "NO_METRICS",
@@ -152,6 +152,8 @@ class _Loop(Protocol):
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None: ...
 
+    def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Any: ...
+
 
 class GaugeSource(Protocol):
     """What a snapshot reads of the server: its loop, pool, channels and requests."""
@@ -173,22 +175,32 @@ class ServerMetrics(MetricsRecorder):
     """Records into a :class:`~waitress_like.metrics.Registry` of :data:`METRICS`.
 
     ``endpoint_listeners`` are the bound ``metrics_listen`` sockets (none: no
-    ``/metrics``); ``statsd`` is the client to report to. ``standalone`` is False for a worker process
-    run by a supervisor: the supervisor then reports the worker count.
+    ``/metrics``); ``statsd`` is the client to report to.
+
+    In a worker process run by a supervisor, ``report`` is given instead of listeners:
+    it is called on the loop thread with a :meth:`snapshot` every
+    ``report_interval_seconds`` while the server runs, and once more with the final
+    counts when it stops (after its workers have finished). It must not block: hand the
+    snapshot to the supervisor's pipe without waiting. The supervisor then serves the
+    total (see :class:`~waitress_like.supervisor_metrics.SupervisorMetrics`) and reports
+    the worker count.
     """
 
     def __init__(
         self,
         endpoint_listeners: Sequence[Listener] = (),
         statsd: Optional[StatsdClient] = None,
-        standalone: bool = True,
+        report: Optional[Callable[[dict[str, Any]], None]] = None,
+        report_interval_seconds: float = REPORT_INTERVAL_SECONDS,
     ) -> None:
         self.registry = Registry(METRICS, sample_limit=_SAMPLE_LIMIT if statsd is not None else 0)
         self._timings = statsd is not None
         self._endpoint_listeners = list(endpoint_listeners)
         self.endpoint_addresses = [listener.address for listener in self._endpoint_listeners]
         self._statsd = statsd
-        self._standalone = standalone
+        self._report = report
+        self._report_interval = report_interval_seconds
+        self._standalone = report is None
         self._source: Optional[GaugeSource] = None
         self._last_gauges: dict[str, dict[tuple, float]] = {}
         self._endpoint: Optional[MetricsEndpoint] = None
@@ -279,6 +291,8 @@ class ServerMetrics(MetricsRecorder):
     def start(self, server: GaugeSource) -> None:
         self._source = server
         logging.getLogger("waitress_like").addHandler(self._log_counter)
+        if self._report is not None:
+            server.loop.call_later(self._report_interval, self._report_now)
         if self._endpoint_listeners:
             self._endpoint = MetricsEndpoint(self._endpoint_listeners, self.exposition, type(server))
             self._endpoint.start()
@@ -291,6 +305,19 @@ class ServerMetrics(MetricsRecorder):
                 report_workers=self._standalone,
             )
             self._reporter.start()
+
+    def _report_now(self) -> None:
+        """Loop thread (a timer): send the snapshot to the supervisor, and again later."""
+        if self._closed or self._source is None:
+            return
+        self._send_report(self.snapshot())
+        self._source.loop.call_later(self._report_interval, self._report_now)
+
+    def _send_report(self, snapshot: dict[str, Any]) -> None:
+        try:
+            self._report(snapshot)  # type: ignore[misc]
+        except Exception:  # the server must keep serving whatever the pipe does
+            log.exception("cannot report metrics to the supervisor")
 
     def exposition(self) -> bytes:
         """Any thread: the Prometheus text format of :meth:`snapshot`."""
@@ -307,6 +334,8 @@ class ServerMetrics(MetricsRecorder):
         else:
             for listener in self._endpoint_listeners:  # never started
                 listener.close()
+        if self._report is not None:
+            self._send_report(self.snapshot(read_server=False))  # the final counts
         if self._reporter is not None:
             self._reporter.close()  # sends what is left
         elif self._statsd is not None:
@@ -356,14 +385,28 @@ class _LogLevelCounter(logging.Handler):
         pass
 
 
-def metrics_from_settings(settings: Settings, standalone: bool = True) -> MetricsRecorder:
+def metrics_from_settings(
+    settings: Settings, report: Optional[Callable[[dict[str, Any]], None]] = None
+) -> MetricsRecorder:
     """The recorder ``settings`` ask for: :data:`NO_METRICS` unless ``metrics_listen`` or
     ``statsd_host`` is set. Binds the ``metrics_listen`` socket now, so an address in use
-    is reported before serving (raises :class:`~waitress_like.listeners.BindError`)."""
+    is reported before serving (raises :class:`~waitress_like.listeners.BindError`).
+
+    A worker process of a supervisor passes ``report`` (see :class:`ServerMetrics`): it
+    binds nothing, the supervisor serves ``metrics_listen``.
+    """
     if settings.metrics_listen is None and settings.statsd_host is None:
         return NO_METRICS
+    listeners, statsd = reporting_from_settings(settings, bind=report is None)
+    return ServerMetrics(listeners, statsd, report=report)
+
+
+def reporting_from_settings(
+    settings: Settings, bind: bool = True
+) -> tuple[list[Listener], Optional[StatsdClient]]:
+    """The bound ``metrics_listen`` sockets (with ``bind``) and the statsd client, as set."""
     listeners: list[Listener] = []
-    if settings.metrics_listen is not None:
+    if bind and settings.metrics_listen is not None:
         listeners = bind_listeners(
             settings.metrics_listen, ipv4=settings.ipv4, ipv6=settings.ipv6, backlog=64
         )
@@ -371,7 +414,7 @@ def metrics_from_settings(settings: Settings, standalone: bool = True) -> Metric
     if settings.statsd_host is not None:
         host, port = settings.statsd_host
         statsd = StatsdClient(host, port, prefix=settings.statsd_prefix, tags=settings.dogstatsd_tags)
-    return ServerMetrics(listeners, statsd, standalone=standalone)
+    return listeners, statsd
 
 
 def gauge_values(snapshot: Mapping[str, Any], name: str) -> dict[tuple, Any]:

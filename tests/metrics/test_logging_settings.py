@@ -295,6 +295,7 @@ def test_moved_log_files_are_reopened(launch: Launcher, tmp_path: Path) -> None:
     error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"
 
     def rotate() -> None:
+        wait_until(lambda: access_log.exists() and "/before" in access_log.read_text())
         for path in (error_log, access_log):
             path.rename(path.with_suffix(".log.1"))
 
@@ -316,10 +317,11 @@ def test_usr1_reopens_log_files_that_do_not_watch_themselves(launch: Launcher, t
     config["loggers"]["waitress_like.access"] = {"handlers": ["access"], "level": "INFO", "propagate": False}
 
     def rotate() -> None:
+        wait_until(lambda: access_log.exists() and "/before" in access_log.read_text())
         for path in (error_log, access_log):
             path.rename(path.with_suffix(".log.1"))
         os.kill(running_child_pid(), signal.SIGUSR1)
-        wait_until_created(error_log, access_log)
+        wait_until(lambda: error_log.exists() and access_log.exists())  # reopening creates them
 
     settings = {"logconfig_dict": json.dumps(config), "access_log_format": "%(U)s"}
     run = launch(settings, ["/before", "|", "/after"], between=rotate)
@@ -330,11 +332,13 @@ def test_usr1_reopens_log_files_that_do_not_watch_themselves(launch: Launcher, t
     assert "app warning /after" in error_log.read_text()
 
 
-def wait_until_created(*paths: Path, timeout: float = 10.0) -> None:
-    """Reopening creates the files anew: wait (bounded) until they exist."""
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) for what another process writes to a file: the access line of a
+    request is written just after its response is sent, and a reopened file appears
+    when the child's log thread gets to it."""
     deadline = time.monotonic() + timeout
-    while not all(path.exists() for path in paths):
-        assert time.monotonic() < deadline, f"not reopened: {paths}"
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
 
 
