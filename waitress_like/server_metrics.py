@@ -1,7 +1,7 @@
-"""What a server measures: the metrics table and the recorder the hot path calls.
+"""The recorder the hot path calls, and what serves and reports its numbers.
 
-:data:`METRICS` lists every metric, all named under :data:`PREFIX` (documented in
-docs/production.rst). The server, its channels and its gateway call one
+The metrics are those of :data:`~waitress_like.metrics_table.METRICS`. The server, its
+channels and its gateway call one
 :class:`MetricsRecorder` method per event, one line per site. With no metrics
 configured that is :data:`NO_METRICS`, whose methods do nothing; otherwise a
 :class:`ServerMetrics` records into the calling thread's shard of a
