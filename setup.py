@@ -30,6 +30,7 @@ TEST_EXTRAS = [
     "fastapi",
     "python-multipart",
     "trustme",
+    "prometheus_client",
 ]
 
 setup(

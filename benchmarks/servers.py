@@ -51,6 +51,7 @@ class ServerSpec:
     wsgi: bool
     asgi: str | None
     uses_repo: bool = False
+    in_default_run: bool = True  # False: only when named with --servers (an A/B variant)
 
     def supports(self, app_kind: str) -> bool:
         return self.wsgi if app_kind == "wsgi" else self.asgi is not None
@@ -64,6 +65,10 @@ SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
         ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True),
+        # waitress_like with Prometheus and statsd on: the A/B of the metrics' cost.
+        ServerSpec(
+            "waitress_like-metrics", ("waitress_like",), ("waitress_like",), True, "native", True, False
+        ),
         ServerSpec("waitress", ("waitress", "a2wsgi"), ("waitress", "a2wsgi"), True, "a2wsgi"),
         ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None),
         ServerSpec("cheroot", ("cheroot",), ("cheroot.wsgi",), True, None),
@@ -269,6 +274,20 @@ def _serve_waitress_like(app: Any, port: int, threads: int, many_connections: bo
     serve(app, **settings)
 
 
+def _serve_waitress_like_metrics(app: Any, port: int, threads: int, many_connections: bool) -> None:
+    from waitress_like import serve
+
+    # statsd datagrams go to a socket nobody reads: sending costs what it costs with a
+    # real statsd, and the kernel drops them once its buffer is full.
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
+    settings.update(metrics_listen="127.0.0.1:0", statsd_host=f"127.0.0.1:{sink.getsockname()[1]}")
+    if many_connections:
+        settings["connection_limit"] = CONNECTION_LIMIT
+    serve(app, **settings)
+
+
 def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool) -> None:
     from cheroot import wsgi
 
@@ -327,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     serve = {
         "waitress": _serve_waitress,
         "waitress_like": _serve_waitress_like,
+        "waitress_like-metrics": _serve_waitress_like_metrics,
         "cheroot": _serve_cheroot,
         "uvicorn": _serve_uvicorn,
     }[args.server]

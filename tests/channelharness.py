@@ -19,6 +19,7 @@ from waitress_like.channel import Channel, ChannelState
 from waitress_like.channel_policy import ChannelPolicy
 from waitress_like.config import Settings
 from waitress_like.loop import EVENT_READ, EVENT_WRITE
+from waitress_like.server_metrics import NO_METRICS, MetricsRecorder
 from waitress_like.wsgi import WSGIGateway, WSGIRequest
 
 
@@ -34,6 +35,7 @@ class _Owner:
 
     def __init__(self, loop: FakeLoop) -> None:
         self.loop = loop
+        self.metrics: MetricsRecorder = NO_METRICS
         self.draining = False
         self.capacity_left: Optional[int] = None  # None: no concurrency_limit
         self.submitted: list[tuple[WSGIRequest, OutputPipe]] = []

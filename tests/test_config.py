@@ -102,6 +102,15 @@ OUR_OWN = {
     "ciphers": "issue 13: TLS",
     "tls_minimum_version": "issue 13: TLS",
     "ssl_context": "issue 13: TLS",
+    "loglevel": "issue 14: gunicorn's logging settings",
+    "errorlog": "issue 14: gunicorn's logging settings",
+    "logconfig": "issue 14: gunicorn's logging settings",
+    "logconfig_dict": "issue 14: gunicorn's logging settings",
+    "logconfig_json": "issue 14: gunicorn's logging settings",
+    "metrics_listen": "issue 14: Prometheus metrics",
+    "statsd_host": "issue 14: gunicorn's statsd metrics",
+    "statsd_prefix": "issue 14: gunicorn's statsd metrics",
+    "dogstatsd_tags": "issue 14: gunicorn's statsd metrics",
 }
 
 
@@ -451,6 +460,23 @@ BAD_VALUES = [
     ("tls_minimum_version", "2"),
     ("ssl_context", "not a spec"),
     ("ssl_context", 5),
+    ("loglevel", "verbose"),
+    ("loglevel", 10),
+    ("errorlog", 5),
+    ("logconfig", 5),
+    ("logconfig_dict", "{not json"),
+    ("logconfig_dict", "[1, 2]"),
+    ("logconfig_dict", 5),
+    ("logconfig_json", ["a.json"]),
+    ("metrics_listen", "127.0.0.1:99999"),
+    ("metrics_listen", 9100),
+    ("statsd_host", "::1"),
+    ("statsd_host", "*:8125"),
+    ("statsd_host", "localhost:0"),
+    ("statsd_host", "localhost:port"),
+    ("statsd_prefix", 5),
+    ("dogstatsd_tags", "env:prod|#x"),
+    ("dogstatsd_tags", 5),
 ]
 
 
@@ -753,6 +779,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return isinstance(value, frozenset) and all(_conforms(item, arguments[0]) for item in value)
     if origin is collections.abc.Callable:
         return callable(value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_conforms(key, arguments[0]) for key in value)
     if hint is type(None):
         return value is None
     if hint in (int, float) and isinstance(value, bool):

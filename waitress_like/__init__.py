@@ -11,6 +11,7 @@ from typing import Any
 
 from .asgi import LifespanError
 from .errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError, WaitressLikeError
+from .logsetup import configure_logging, logging_settings
 from .server import Server, create_server, run_until_signalled
 
 __all__ = [
@@ -35,20 +36,23 @@ def serve(app: Any, **settings: Any) -> None:
     """Serve ``app`` until SIGTERM, SIGINT (Ctrl-C) or ``close()``, then drain gracefully.
 
     Takes every setting as a keyword (see the settings reference), exactly as
-    ``waitress.serve`` does. Logs one "Serving on ..." line per listener. ``_quiet=True``
-    skips the logging set-up and those lines. A second signal stops at once.
+    ``waitress.serve`` does. Sets up logging from the logging settings (see
+    :func:`waitress_like.logsetup.configure_logging`) and logs one "Serving on ..." line
+    per listener; ``_quiet=True`` skips both. A second signal stops at once; SIGUSR1
+    reopens the log files.
     """
     quiet = settings.pop("_quiet", False)
-    if not quiet:
-        logging.basicConfig()
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
-    server = create_server(app, **settings)
-    if not quiet:
-        server.print_listen("Serving on {}")
+    logs = None if quiet else configure_logging(logging_settings(settings))
     try:
-        run_until_signalled(server)
-    except KeyboardInterrupt:
-        pass
+        server = create_server(app, **settings)
+        if not quiet:
+            server.print_listen("Serving on {}")
+        try:
+            run_until_signalled(server)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
     finally:
-        server.close()
+        if logs is not None:
+            logs.close()

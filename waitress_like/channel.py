@@ -30,6 +30,7 @@ from .haproxy import ProxyHeader, ProxyProtocolError
 from .loop import EVENT_READ, EVENT_WRITE, LoopServices
 from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
 from .protocol.response import simple_response
+from .server_metrics import MetricsRecorder
 from .wsgi import WSGIRequest
 
 __all__ = ["Channel", "ChannelOwner", "ChannelState"]
@@ -55,11 +56,15 @@ class ChannelOwner(Protocol):
     is the connection's last. ``at_capacity()`` is True when ``concurrency_limit``
     requests are in service (the next is answered 503). ``submit()`` hands a request to
     the application and counts it in service until ``request_done()``.
-    ``channel_closed()`` is called once, when the channel has closed.
+    ``channel_closed()`` is called once, when the channel has closed. ``metrics`` is
+    told of bytes, refusals and cut clients (see :class:`~waitress_like.server_metrics.MetricsRecorder`).
     """
 
     @property
     def loop(self) -> LoopServices: ...
+
+    @property
+    def metrics(self) -> MetricsRecorder: ...
 
     @property
     def draining(self) -> bool: ...
@@ -112,6 +117,7 @@ class Channel:
         "_policy",
         "_owner",
         "_loop",
+        "_metrics",
         "socket",
         "_listener",
         "_remote_addr",
@@ -154,6 +160,7 @@ class Channel:
         self._policy = policy
         self._owner = owner
         self._loop = owner.loop
+        self._metrics = owner.metrics
         self.socket = sock
         self._listener = listener
         if listener.is_unix:
@@ -205,6 +212,26 @@ class Channel:
         """True while a response is being produced or sent, or requests wait their turn."""
         return self._active is not None or bool(self._ready)
 
+    def metrics_state(self) -> str:
+        """Loop thread: what the connection is doing, for the connections gauge.
+
+        ``in_service`` (a request in the application, waiting its turn, or its response
+        being sent), ``reading`` (a request head or body arriving, or the first one
+        awaited), ``idle`` (keep-alive, between requests) or ``closing`` (lingering after
+        the last response). ``websocket`` once the channel serves WebSocket sessions.
+        """
+        if self.state is ChannelState.LINGERING or self.state is ChannelState.CLOSED:
+            return "closing"
+        if self._active is not None or self._ready:
+            return "in_service"
+        if (
+            self._receiving is None
+            and self._head_started_at is None
+            and self._parser.state is ParserState.IDLE
+        ):
+            return "idle"
+        return "reading"
+
     # -- loop events -----------------------------------------------------------------------
 
     def handle_event(self, mask: int) -> None:
@@ -241,6 +268,7 @@ class Channel:
         else:
             self.last_activity = self._last_received_at = self._loop.time()
             self._progress_bytes += len(data)
+            self._metrics.bytes_received(len(data))
             if self._preamble is not None:
                 data = self._read_preamble(data)
             self._parser.feed(data)
@@ -385,6 +413,7 @@ class Channel:
         version = self._receiving[0].version if self._receiving is not None else (1, 0)
         self._drop_partial_request()
         self.state = ChannelState.CLOSING
+        self._metrics.request_rejected(status_code)
         reply = simple_response(status_code, detail, self._policy.server_header, close=True, version=version)
         self._ready.append(_ErrorReply(reply))
 
@@ -396,6 +425,7 @@ class Channel:
         if self._owner.at_capacity():
             # Overload: answer at once rather than queue without bound.
             job.body.close()  # type: ignore[union-attr]
+            self._metrics.request_rejected(503, "overload")
             reply = simple_response(
                 503,
                 "The server is at its concurrency limit; retry later",
@@ -456,6 +486,7 @@ class Channel:
             return False
         if pipe.sent_bytes != sent_before:
             self._last_sent_at = self._loop.time()
+            self._metrics.bytes_sent(pipe.sent_bytes - sent_before)
         if not pipe.done:
             return False
         self._active = None
@@ -598,6 +629,7 @@ class Channel:
         """Loop thread: give up the slot for a newer connection (see eviction_rank)."""
         if self._policy.log_socket_errors and self.state is ChannelState.OPEN:
             log.debug("closing connection from %s to make room at the connection limit", self._remote_addr)
+        self._metrics.connection_evicted()
         self.close()
 
     def _check_deadline(self) -> None:
@@ -613,6 +645,8 @@ class Channel:
             return
         kind = self._deadline
         self._deadline = _Deadline.NONE
+        if kind is not _Deadline.IDLE:
+            self._metrics.slow_client_cut("proxy_header" if self._preamble is not None else kind.name.lower())
         if self._preamble is not None:
             # Still inside a PROXY protocol header: a proxy, not a client, so no response.
             self._refuse_preamble("the PROXY protocol header was not received in time")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import logging
 import sys
 import traceback
@@ -317,6 +318,8 @@ def format_value(setting: Setting, value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
     if setting.metavar == "PERMS" and isinstance(value, int):
         return format(value, "o")
     if isinstance(value, (set, frozenset)):
@@ -361,13 +364,23 @@ def _serve(app: Any, given: dict[str, Any]) -> int:
 
     What ``serve()`` does, keeping the server to learn whether the drain was clean.
     """
+    from .logsetup import configure_logging, logging_settings
+
+    try:
+        logs = configure_logging(logging_settings(given))
+    except ConfigError as error:
+        raise CLIError(_config_message(error)) from None
+    try:
+        return _serve_logged(app, given)
+    finally:
+        logs.close()
+
+
+def _serve_logged(app: Any, given: dict[str, Any]) -> int:
     from . import create_server
     from .listeners import BindError
     from .server import run_until_signalled
 
-    logging.basicConfig()
-    if log.level == logging.NOTSET:
-        log.setLevel(logging.INFO)
     try:
         server = create_server(app, **given)
     except ConfigError as error:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import math
 import os
 import re
@@ -62,6 +63,7 @@ TOPICS: Mapping[str, str] = {
     "timeouts": "Timeouts",
     "proxy": "Proxy",
     "logging": "Logging",
+    "metrics": "Metrics",
     "compat": "Compatibility",
 }
 
@@ -90,6 +92,12 @@ DEFAULT_TLS12_CIPHERS = ":".join(
         "ECDHE-RSA-CHACHA20-POLY1305",
     )
 )
+
+#: Values of the ``loglevel`` setting (gunicorn's).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: The port of ``statsd_host`` when it names none (statsd's own default).
+STATSD_PORT = 8125
 
 
 # --------------------------------------------------------------------------- rows
@@ -646,6 +654,53 @@ _tls_version = Converter(_parse_tls_version, " | ".join(TLS_MINIMUM_VERSIONS), "
 _ciphers = Converter(_parse_ciphers, "OpenSSL cipher list", "CIPHERS")
 _secret = _optional(Converter(_parse_secret, "string (hidden)", "PASSWORD"))
 _hook = _optional(Converter(_parse_hook, "callable or MODULE:FUNCTION", "MODULE:FUNCTION"))
+_log_level = _optional(_choice(*LOG_LEVELS))
+
+
+def _parse_statsd_host(value: Any) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT``; the port defaults to statsd's 8125."""
+    entry = _parse_nonempty_text(value)
+    if entry.startswith("["):
+        has_port = entry.rpartition("]")[2].startswith(":")
+    elif entry.count(":") > 1:
+        raise ValueError(f"{entry!r}: write IPv6 addresses in brackets, e.g. [::1]:8125")
+    else:
+        has_port = ":" in entry
+    address = _parse_listen_entry(entry if has_port else f"{entry}:{STATSD_PORT}")
+    if address.host is None or address.port == 0:
+        raise ValueError(f"{entry!r}: name one host, and a port other than 0")
+    return address.host, address.port
+
+
+def _parse_dogstatsd_tags(value: Any) -> str:
+    text = _parse_text(value)
+    if any(character in text for character in "|#\n"):
+        raise ValueError("tags are 'name:value' pairs separated by commas, without '|' or '#'")
+    return ",".join(tag.strip() for tag in text.split(",") if tag.strip())
+
+
+def _parse_error_log(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return _parse_nonempty_text(value)
+
+
+def _parse_json_object(value: Any) -> dict[str, Any]:
+    """A mapping, or its JSON text (as an ini file or the command line gives it)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise ValueError(f"not valid JSON: {error}") from None
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a dictionary (or its JSON text)")
+    return dict(value)
+
+
+_statsd_host = _optional(Converter(_parse_statsd_host, "HOST:PORT (UDP)", "HOST:PORT"))
+_dogstatsd_tags = Converter(_parse_dogstatsd_tags, "comma-separated tags", "TAGS")
+_error_log = _optional(Converter(_parse_error_log, "'-' or a path", "FILE"))
+_log_config_dict = _optional(Converter(_parse_json_object, "dictionary (or JSON text)", "JSON"))
 
 # For the help of trusted_proxy_headers, from the one list of names.
 _X_FORWARDED_NAMES = ", ".join(f"``{name}``" for name in FORWARDING_HEADERS if name != "forwarded")
@@ -936,7 +991,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log_format", _text,
             '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s B b f a T "
-            "M D L p, ``{header}i``, ``{header}o``, ``{variable}e``).", "logging"),
+            "M D L p, ``{header}i``, ``{header}o``, ``{variable}e``); or ``json`` for one "
+            "JSON object per request, with a field per atom.", "logging"),
+    Setting("loglevel", _log_level, None,
+            "Level of the server's own log (the ``waitress_like`` logger): ``debug``, "
+            "``info``, ``warning``, ``error`` or ``critical``. Unset: ``info``, unless a "
+            "logging configuration set that logger's level.",
+            "logging", default_text="info"),
+    Setting("errorlog", _error_log, None,
+            "Where the server's own log goes: ``-`` for standard error or a file path "
+            "(reopened on SIGUSR1, and when it is moved). Unset: standard error, through "
+            "the root logger, so the application's log records go there too.",
+            "logging"),
+    Setting("logconfig", _path, None,
+            "An ini file for ``logging.config.fileConfig``, read at start-up.", "logging"),
+    Setting("logconfig_dict", _log_config_dict, None,
+            "A dictionary for ``logging.config.dictConfig`` (from Python or a config "
+            "file; as JSON text in an ini file or on the command line).", "logging"),
+    Setting("logconfig_json", _path, None,
+            "A JSON file holding a ``logging.config.dictConfig`` dictionary, read at "
+            "start-up.", "logging"),
+    # metrics
+    Setting("metrics_listen", _optional(_listen), None,
+            "Serve Prometheus metrics at ``/metrics`` on these addresses (``HOST:PORT``, "
+            "as ``listen``), on a listener of their own, never the application's. Unset: "
+            "no metrics endpoint.",
+            "metrics", metavar="HOST:PORT"),
+    Setting("statsd_host", _statsd_host, None,
+            "Send metrics to this statsd server over UDP, under gunicorn's names "
+            "(``HOST:PORT``; the port defaults to 8125). Unset: no statsd.",
+            "metrics"),
+    Setting("statsd_prefix", _text, "",
+            "Prefix of every statsd metric name (a trailing ``.`` is added).", "metrics"),
+    Setting("dogstatsd_tags", _dogstatsd_tags, "",
+            "Datadog (dogstatsd) tags added to every statsd line, separated by commas "
+            "(``env:prod,service:shop``).", "metrics"),
     # compat: accepted and checked so that waitress configurations load; no effect.
     Setting("asyncore_loop_timeout", _seconds, 1,
             "Accepted for waitress compatibility; has no effect: the event loop sleeps "
@@ -1118,6 +1207,16 @@ class Settings:
     log_untrusted_proxy_headers: bool
     access_log: Optional[str]
     access_log_format: str
+    loglevel: Optional[str]
+    errorlog: Optional[str]
+    logconfig: Optional[str]
+    logconfig_dict: Optional[dict[str, Any]]
+    logconfig_json: Optional[str]
+    # metrics
+    metrics_listen: Optional[tuple[ListenAddress, ...]]
+    statsd_host: Optional[tuple[str, int]]
+    statsd_prefix: str
+    dogstatsd_tags: str
     # compat
     asyncore_loop_timeout: float
     send_bytes: int
@@ -1322,6 +1421,18 @@ def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> N
         fail("trusted_proxy_headers", "has no meaning without trusted_proxy")
     if resolved["proxy_protocol"] != "off" and resolved["trusted_proxy"] is None:
         fail("proxy_protocol", "has no meaning without trusted_proxy")
+    _check_logging_sources(resolved, fail)
+
+
+def _check_logging_sources(resolved: Mapping[str, Any], fail: Callable[[str, str], NoReturn]) -> None:
+    """One logging configuration at most, and errorlog only without one."""
+    configurations = [name for name in ("logconfig", "logconfig_dict", "logconfig_json") if resolved[name]]
+    if len(configurations) > 1:
+        fail(
+            configurations[1], f"cannot be combined with {configurations[0]}: give one logging configuration"
+        )
+    if configurations and resolved["errorlog"] is not None:
+        fail("errorlog", f"cannot be combined with {configurations[0]}, which says where the log goes")
 
 
 def _check_address_families(

@@ -25,10 +25,12 @@ from .channel import Channel
 from .channel_policy import ChannelPolicy
 from .config import Settings
 from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
+from .logsetup import reopen_log_files_soon
 from .loop import EventLoop
 from .pool import WorkerPool
 from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
+from .server_metrics import NO_METRICS, MetricsRecorder, metrics_from_settings
 from .wsgi import WSGIGateway, WSGIRequest
 
 __all__ = ["Server", "ServerState", "create_server", "run_until_signalled"]
@@ -74,6 +76,7 @@ class Server:
         lifespan: Any = None,
         *,
         loop: Optional[EventLoop] = None,
+        metrics: Optional[MetricsRecorder] = None,
     ) -> None:
         self.application = app
         # startup() before serving, shutdown() after the workers stop (an ASGIAdapter).
@@ -91,6 +94,7 @@ class Server:
         access_log = AccessLog(settings.access_log_format, settings.access_log)
         self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
         self.gateway.access_log = self.access_log
+        self.metrics = self.gateway.metrics = metrics if metrics is not None else NO_METRICS
         self.channels = ConnectionTable(settings.connection_limit, settings.connection_limit_per_address)
         self.acceptor = Acceptor(self.loop, listeners, self.channels, self._open_channel)
         self.state = ServerState.NEW
@@ -157,6 +161,7 @@ class Server:
                 return
             raise RuntimeError("this server is already running")
         self.loop.claim_thread()
+        self.metrics.start(self)
         try:
             if self.lifespan is not None:
                 self.lifespan.startup()
@@ -250,6 +255,7 @@ class Server:
                 log.warning("some worker threads are still running the application")
             if self.access_log is not None:
                 self.access_log.close()
+            self.metrics.close()  # after the workers: their last requests are counted
             if self.lifespan is not None:
                 self.lifespan.shutdown()
             self.loop.close()
@@ -297,6 +303,7 @@ class Server:
         address = "" if listener.is_unix else peer[0]
         if self.channels.address_full(address):
             _refuse_over_address_cap(sock, self.policy.server_header)
+            self.metrics.request_rejected(503, "address_limit")
             return
         try:
             sock.setblocking(False)
@@ -308,6 +315,7 @@ class Server:
             return
         channel = Channel(self.policy, self, sock, peer, listener)
         self.channels.add(channel, address)
+        self.metrics.connection_opened()
 
     def _schedule_cleanup(self) -> None:
         self.loop.call_later(self.settings.cleanup_interval, self._cleanup)
@@ -372,6 +380,10 @@ def run_until_signalled(server: Server) -> bool:
     if threading.current_thread() is threading.main_thread():
         for signum in signals:
             previous[signum] = signal.signal(signum, on_signal)
+        if hasattr(signal, "SIGUSR1"):  # USR1 reopens the log files, as gunicorn's does
+            previous[signal.SIGUSR1] = signal.signal(
+                signal.SIGUSR1, lambda *_: server.loop.call_soon_from_signal(reopen_log_files_soon)
+            )
         previous_wakeup_fd = signal.set_wakeup_fd(server.loop.wakeup_fileno(), warn_on_full_buffer=False)
     try:
         server.run()
@@ -409,4 +421,10 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
         unix_socket_perms=validated.unix_socket_perms,
         sockets=(*validated.sockets, *inherited),
     )
-    return Server(app, validated, listeners, lifespan, loop=_loop)
+    try:
+        metrics = metrics_from_settings(validated)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return Server(app, validated, listeners, lifespan, loop=_loop, metrics=metrics)

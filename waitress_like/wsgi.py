@@ -28,6 +28,7 @@ from .accesslog import CLIENT_CLOSED_REQUEST
 from .buffers import ClientDisconnected, OutputPipe
 from .protocol.writer import HeadPolicy, ResponseWriter
 from .proxy import MalformedProxyHeader, ProxyPolicy
+from .server_metrics import NO_METRICS, MetricsRecorder
 
 __all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
 
@@ -153,6 +154,7 @@ class WSGIGateway:
         self.head_policy = HeadPolicy(ident if server_header else "", date_header, default_headers)
         # An AccessLog, or None when access logging is off (then it costs nothing).
         self.access_log: Any = None
+        self.metrics: MetricsRecorder = NO_METRICS  # told of every request that ends here
         self.url_prefix = url_prefix
         self.ident = ident
         self.expose_tracebacks = expose_tracebacks
@@ -236,7 +238,7 @@ class WSGIGateway:
     def run(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         """Worker thread: serve ``request`` completely into ``pipe``. Never raises."""
         response = _Response(self, request, pipe)
-        started = time.time() if self.access_log is not None else 0.0
+        started = time.time()
         environ: dict[str, Any] = {}
         try:
             try:
@@ -263,6 +265,7 @@ class WSGIGateway:
             request.body.close()
             if self.access_log is not None:
                 self._log_access(request, response, environ, started)
+            self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
 
     def _log_access(
         self, request: WSGIRequest, response: _Response, environ: dict[str, Any], started: float
@@ -275,12 +278,21 @@ class WSGIGateway:
                 "SERVER_PROTOCOL": "HTTP/%d.%d" % request.head.version,
             }
         writer = response.writer
-        status = response.logged_status or writer.status_code
-        if response.pipe.aborted:
-            status = CLIENT_CLOSED_REQUEST
         self.access_log.record(
-            environ, status, writer.headers, writer.body_bytes, started, time.time() - started
+            environ,
+            _final_status(response),
+            writer.headers,
+            writer.body_bytes,
+            started,
+            time.time() - started,
         )
+
+
+def _final_status(response: _Response) -> int:
+    """The status a request ended with, for the access log and metrics (499: client gone)."""
+    if response.pipe.aborted:
+        return CLIENT_CLOSED_REQUEST
+    return response.logged_status or response.writer.status_code
 
 
 class _Response:
