@@ -29,6 +29,7 @@ TEST_EXTRAS = [
     "starlette",
     "fastapi",
     "python-multipart",
+    "websockets",
 ]
 
 setup(
