@@ -93,6 +93,12 @@ OUR_OWN = {
     "connection_limit_per_address": "issue 17: slow clients at the connection limit",
     "request_min_rate": "issue 17: slow clients at the connection limit",
     "request_min_rate_grace": "issue 17: slow clients at the connection limit",
+    "ws": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_max_size": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_max_queue": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_ping_interval": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_ping_timeout": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_per_message_deflate": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
 }
 
 
@@ -412,6 +418,12 @@ BAD_VALUES = [
     ("fd", "x"),
     ("interface", "asgi9"),
     ("lifespan", "sometimes"),
+    ("ws", "websockets"),
+    ("ws_max_size", 0),
+    ("ws_max_queue", "0"),
+    ("ws_ping_interval", -1),
+    ("ws_ping_timeout", "soon"),
+    ("ws_per_message_deflate", "maybe"),
     ("keepalive_timeout", 0),
     ("max_connection_age", "-1"),
     ("graceful_timeout", "never"),
