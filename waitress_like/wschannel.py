@@ -166,13 +166,14 @@ class WebSocketService:
             date_header=self.policy.date_header,
         )
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` on the bridge loop; dropped once the bridge stopped
-        (its tasks are gone then)."""
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> bool:
+        """Run ``callback(*args)`` on the bridge loop; False (and dropped) when the bridge
+        is not running (it stopped, and its tasks with it)."""
         try:
             self.adapter.bridge.call_soon(callback, *args)
         except RuntimeError:
-            pass
+            return False
+        return True
 
 
 class WebSocketPhase(enum.Enum):
@@ -304,9 +305,11 @@ class WebSocketChannel:
         self._connection = WebSocketConnection(max_size=self._policy.max_size, deflate=upgrade.deflate)
         self._connection.receive_data(self._leftover)
         self._leftover = b""
+        if not self._service.call_soon(session.start):
+            self._refuse(500, "The application is not running")
+            return
         self._session = session
         self._app_done = False
-        self._service.call_soon(session.start)
         self._settle()
 
     def _refuse(self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:

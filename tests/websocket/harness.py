@@ -67,8 +67,9 @@ class _Service:
         self.upgrade = upgrade
         return self.session
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> bool:
         callback(*args)
+        return True
 
 
 class _Owner:
