@@ -30,9 +30,11 @@ from __future__ import annotations
 import enum
 import logging
 import socket
+import time
 from collections import deque
 from typing import Any, Callable, NamedTuple, Optional, Protocol, Union
 
+from .accesslog import CLIENT_CLOSED_REQUEST
 from .asgi.adapter import ASGIAdapter
 from .asgi.scope import build_websocket_scope
 from .asgi.websocket import OUTPUT_HIGH_WATER_BYTES, WebSocketSession
@@ -146,13 +148,16 @@ class WebSocketService:
         the connection table."""
         return WebSocketChannel(self, owner, sock, request, leftover)
 
-    def open_session(
-        self, channel: WebSocketChannel, request: WSGIRequest, upgrade: WebSocketUpgrade
-    ) -> WebSocketSession:
-        """The application's session for ``channel``. Raises
+    def environ(self, request: WSGIRequest) -> dict[str, Any]:
+        """The request's environ, as a WSGI application would get it. Raises
         :class:`~waitress_like.proxy.MalformedProxyHeader` (a 400) for a forwarding header
         a trusted proxy garbled."""
-        environ = self.gateway.build_environ(request)
+        return self.gateway.build_environ(request)
+
+    def open_session(
+        self, channel: WebSocketChannel, environ: dict[str, Any], upgrade: WebSocketUpgrade
+    ) -> WebSocketSession:
+        """The application's session for ``channel`` (not started yet)."""
         scope = build_websocket_scope(environ, self.adapter.state, upgrade.subprotocols)
         return WebSocketSession(
             self.adapter.bridge,
@@ -165,6 +170,24 @@ class WebSocketService:
             server_header=self.policy.server_header,
             date_header=self.policy.date_header,
         )
+
+    def log_handshake(
+        self, request: WSGIRequest, environ: Optional[dict[str, Any]], status: int, started: float
+    ) -> None:
+        """The access-log line of an upgrade request, once answered (101, or a refusal;
+        499 when the client left first). ``started`` is the ``time.time()`` it arrived."""
+        access_log = self.gateway.access_log
+        if access_log is None:
+            return
+        if environ is None:  # refused before there was one: what the request said
+            head = request.head
+            environ = {
+                "REMOTE_ADDR": request.remote_addr,
+                "REQUEST_METHOD": head.method,
+                "RAW_URI": head.target,
+                "SERVER_PROTOCOL": "HTTP/%d.%d" % head.version,
+            }
+        access_log.record(environ, status, [], 0, started, time.time() - started)
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> bool:
         """Run ``callback(*args)`` on the bridge loop; False (and dropped) when the bridge
@@ -205,6 +228,8 @@ class WebSocketChannel:
         "_loop",
         "socket",
         "_request",
+        "_environ",
+        "_arrived_at",
         "_remote_addr",
         "_leftover",
         "phase",
@@ -245,6 +270,8 @@ class WebSocketChannel:
         self._loop = owner.loop
         self.socket = sock
         self._request = request
+        self._environ: Optional[dict[str, Any]] = None  # kept for the access log until answered
+        self._arrived_at = time.time()  # wall clock, for the access log; 0.0 once logged
         self._remote_addr = request.remote_addr
         self._leftover = leftover
         self.phase = WebSocketPhase.HANDSHAKE
@@ -296,12 +323,14 @@ class WebSocketChannel:
         head = self._request.head
         try:
             upgrade = accept_handshake(head.method, head.version, head.headers, deflate=self._policy.deflate)
-            session = self._service.open_session(self, self._request, upgrade)
+            environ = self._service.environ(self._request)
         except RemoteProtocolError as error:  # a bad handshake, or a garbled proxy header
             if self._policy.log_socket_errors:
                 log.info("bad WebSocket handshake from %s: %s", self._remote_addr, error)
             self._refuse(error.status_hint, str(error), getattr(error, "headers", ()))
             return
+        self._environ = environ
+        session = self._service.open_session(self, environ, upgrade)
         self._connection = WebSocketConnection(max_size=self._policy.max_size, deflate=upgrade.deflate)
         self._connection.receive_data(self._leftover)
         self._leftover = b""
@@ -315,6 +344,7 @@ class WebSocketChannel:
     def _refuse(self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         """Answer the upgrade request with an error response of our own, then close."""
         self._write(simple_response(status, detail, self._policy.server_header, extra_headers=headers))
+        self._log_answer(status)
         self._enter(WebSocketPhase.REFUSING)
         self._settle()
 
@@ -325,6 +355,7 @@ class WebSocketChannel:
         if self.phase is not WebSocketPhase.HANDSHAKE:
             return  # refused meanwhile (the client left, or the server drains)
         self._write(response)
+        self._log_answer(101)
         self._enter(WebSocketPhase.OPEN)
         self._ping_sent_at = self._phase_started_at
         self._process_events()
@@ -335,6 +366,7 @@ class WebSocketChannel:
         if self.phase is not WebSocketPhase.HANDSHAKE:
             return
         self._write(response)
+        self._log_answer(int(response[9:12]))  # "HTTP/1.1 NNN ..."
         self._enter(WebSocketPhase.REFUSING)
         self._settle()
 
@@ -644,6 +676,13 @@ class WebSocketChannel:
             self._settle()
         return self._reported
 
+    def _log_answer(self, status: int) -> None:
+        """Write the handshake's access-log line, once."""
+        if self._arrived_at:
+            self._service.log_handshake(self._request, self._environ, status, self._arrived_at)
+            self._arrived_at = 0.0
+            self._environ = None
+
     def _enter(self, phase: WebSocketPhase) -> None:
         self.phase = phase
         self._phase_started_at = self._loop.time()
@@ -687,6 +726,7 @@ class WebSocketChannel:
             pass
         self._output.clear()
         self._output_bytes = 0
+        self._log_answer(CLIENT_CLOSED_REQUEST)  # the client left before the answer
         self._tell_disconnected(1006, "")
         self._finish_if_done()
 

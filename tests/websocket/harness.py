@@ -62,10 +62,17 @@ class _Service:
         self.policy = policy
         self.session = session
         self.upgrade: Optional[WebSocketUpgrade] = None
+        self.logged: list[int] = []  # access-log statuses
 
-    def open_session(self, channel: Any, request: WSGIRequest, upgrade: WebSocketUpgrade) -> _Session:
+    def environ(self, request: WSGIRequest) -> dict[str, Any]:
+        return {"REQUEST_METHOD": request.head.method}
+
+    def open_session(self, channel: Any, environ: dict[str, Any], upgrade: WebSocketUpgrade) -> _Session:
         self.upgrade = upgrade
         return self.session
+
+    def log_handshake(self, request: WSGIRequest, environ: Any, status: int, started: float) -> None:
+        self.logged.append(status)
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> bool:
         callback(*args)

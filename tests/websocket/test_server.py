@@ -218,3 +218,17 @@ def test_a_wsgi_application_gets_the_upgrade_as_http_and_the_server_says_so(star
         response = request(running.address, UPGRADE)
     assert response.status == 404
     assert any("WebSockets are not available" in record.getMessage() for record in caplog.records)
+
+
+def test_handshakes_are_in_the_access_log(serve, tmp_path) -> None:
+    log_path = tmp_path / "access.log"
+    probe, url, running = serve(access_log=str(log_path))
+    with connect(url + "/echo?x=1") as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=WAIT_SECONDS) == "hi"
+    with pytest.raises(InvalidStatus):
+        connect(url + "/reject")
+    running.close()
+    lines = log_path.read_text().splitlines()
+    assert '"GET /echo?x=1 HTTP/1.1" 101' in lines[0]
+    assert '"GET /reject HTTP/1.1" 403' in lines[1]

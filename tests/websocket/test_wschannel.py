@@ -52,6 +52,7 @@ def test_an_echo_exchange_and_the_closing_handshake(make) -> None:
     assert [(f.opcode, close_code(f.payload)) for f in frames] == [(CLOSE, 4000)]
     assert closed  # the server closes the TCP connection first (RFC 6455 7.1.1)
     assert ("disconnected", (4000, "bye")) in ws.told
+    assert ws.service.logged == [101]  # the access log has the handshake's answer
     assert ws.owner.closed == []  # the application still runs
     ws.channel.app_ended(False)
     assert ws.owner.closed == [ws.channel]
@@ -86,6 +87,7 @@ def test_a_bad_handshake_is_refused_without_the_application(make, header, status
     if extra:
         assert extra in data
     assert ws.told == []  # no session, no application
+    assert ws.service.logged == [status]
     ws.client.shutdown(1)  # the client closes its side; the lingering server closes
     ws.pump()
     assert ws.channel.phase is WebSocketPhase.CLOSED and ws.owner.closed == [ws.channel]
