@@ -547,17 +547,17 @@ class WebSocketChannel:
             self._tell_disconnected(code, reason)
 
     def _send_ping(self) -> None:
-        if self._output_bytes:
-            # The client has not read what we sent yet: send_timeout watches it; a Ping
-            # would only wait behind that output. Try again an interval later.
-            self._ping_sent_at = self._loop.time()
+        """The ping interval is up: send a Ping, and measure the next interval from now."""
+        self._ping_sent_at = self._loop.time()
+        connection = self._connection
+        if self._output_bytes or connection is None or connection.close_sent:
+            # Output waits for the client: send_timeout watches it, and a Ping would only
+            # wait behind that output. Try again an interval later.
             return
-        assert self._connection is not None
         self._ping_count = (self._ping_count + 1) & 0xFFFFFFFF
         payload = self._ping_count.to_bytes(4, "big")
-        self._write(self._connection.send_ping(payload))
+        self._write(connection.send_ping(payload))
         self._ping_payload = payload
-        self._ping_sent_at = self._loop.time()
 
     # -- after every step ------------------------------------------------------------------
 

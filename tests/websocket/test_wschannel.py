@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from tests.protocol.test_websocket import client_frame, close_frame, text
+from tests.protocol.test_websocket import client_frame, close_frame, parse_server_frames, text
 from tests.websocket.harness import HANDSHAKE, WebSocketHarness
 from waitress_like.asgi.websocket import OUTPUT_HIGH_WATER_BYTES
 from waitress_like.loop import EVENT_READ, EVENT_WRITE
@@ -252,3 +252,24 @@ def test_a_busy_connection_reuses_its_timer(make) -> None:
         ws.send(text(str(number)))
         ws.channel.app_sent(str(number))
     assert len(ws.loop._timers) <= 2  # not one per message (cancelled ones included)
+
+
+def test_no_ping_waits_behind_output_the_client_has_not_read(make) -> None:
+    ws = make(ws_ping_interval=5, ws_ping_timeout=5, send_timeout=30)
+    ws.accept()
+    while not ws.loop.events_for(ws.channel.socket) & EVENT_WRITE:  # until the socket is full
+        ws.channel.app_sent(b"x" * 65536)
+    ws.loop.advance(5.1)
+    ws.client.setblocking(False)
+    drained = b""
+    try:
+        while chunk := ws.client.recv(1 << 20):
+            drained += chunk
+            ws.pump()  # the server sends the rest as the client reads
+    except BlockingIOError:
+        pass
+    assert PING not in {frame.opcode for frame in parse_server_frames(drained)}
+    assert ws.channel.phase is WebSocketPhase.OPEN
+    ws.loop.advance(5)  # an interval after the skipped one
+    frames, _ = ws.frames()
+    assert [f.opcode for f in frames] == [PING]
