@@ -31,6 +31,7 @@ TEST_EXTRAS = [
     "python-multipart",
     "trustme",
     "prometheus_client",
+    "websockets",
 ]
 
 setup(

@@ -117,8 +117,33 @@ WSGI_APPS: dict[str, Callable[..., Any]] = {
     "file": file_app,
     "upload": upload_app,
 }
+
+
+async def ws_echo_app(
+    scope: dict[str, Any],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """WebSocket echo: every message goes back as it came; HTTP gets hello (the readiness
+    check)."""
+    if scope["type"] != "websocket":
+        await asgi_hello_app(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("bytes") is not None:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+        else:
+            await send({"type": "websocket.send", "text": message["text"]})
+
+
 ASGI_APPS: dict[str, Callable[..., Any]] = {
     "asgi_hello": asgi_hello_app,
+    "ws_echo": ws_echo_app,
 }
 
 

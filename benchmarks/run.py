@@ -156,8 +156,9 @@ def probe_servers(args: argparse.Namespace, launch: Any) -> tuple[list[Any], dic
         except (ServerFailed, subprocess.TimeoutExpired) as error:
             descriptions[name] = {"skipped": str(error)}
             print(f"skipping {name}: {error}")
-    if "uvicorn" in descriptions and "versions" in descriptions["uvicorn"]:
-        descriptions["uvicorn"]["configuration"] = "loop=asyncio http=h11"
+    for name, ws in (("uvicorn", None), ("uvicorn-websockets", "websockets"), ("uvicorn-wsproto", "wsproto")):
+        if name in descriptions and "versions" in descriptions[name]:
+            descriptions[name]["configuration"] = "loop=asyncio http=h11" + (f" ws={ws}" if ws else "")
     return usable, descriptions
 
 

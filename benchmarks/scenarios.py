@@ -15,12 +15,18 @@ from typing import Any
 from loadgen import IdleConnections, run_upload, run_wrk
 from memory import RssSampler, tree_cpu_seconds, tree_hwm_kib, tree_rss_kib
 from servers import LaunchOptions, ServerSpec, running_server
+from wsload import run_ws_echo
+
+# The WebSocket echo scenarios: connections and message size of each.
+WS_SMALL_CONNECTIONS, WS_SMALL_BYTES = 10, 32
+WS_LARGE_CONNECTIONS, WS_LARGE_BYTES = 1, 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One workload. ``load`` is "wrk", "upload" or "idle"; ``metric`` is what the chart
-    and the ratios compare (requests/s, or MiB/s for uploads)."""
+    """One workload. ``load`` is "wrk", "upload", "idle" or "ws-echo"; ``metric`` is what
+    the chart and the ratios compare (requests/s, MiB/s for uploads and large WebSocket
+    messages, round trips/s for small ones)."""
 
     name: str
     title: str
@@ -29,10 +35,14 @@ class Scenario:
     load: str
     metric: str = "requests_per_second"
     chunked: bool = False
+    ws_connections: int = 0
+    ws_message_bytes: int = 0
 
     @property
     def unit(self) -> str:
-        return "MiB/s" if self.metric == "mib_per_second" else "req/s"
+        return {"mib_per_second": "MiB/s", "round_trips_per_second": "round trips/s"}.get(
+            self.metric, "req/s"
+        )
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -43,6 +53,26 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("upload-chunked", "upload, chunked", "upload", "wsgi", "upload", "mib_per_second", True),
     Scenario("idle-keepalive", "hello world + idle keep-alive conns", "hello", "wsgi", "idle"),
     Scenario("asgi-hello", "ASGI hello world", "asgi_hello", "asgi", "wrk"),
+    Scenario(
+        "ws-echo-small",
+        f"WebSocket echo, {WS_SMALL_BYTES}-byte messages, {WS_SMALL_CONNECTIONS} connections",
+        "ws_echo",
+        "websocket",
+        "ws-echo",
+        "round_trips_per_second",
+        ws_connections=WS_SMALL_CONNECTIONS,
+        ws_message_bytes=WS_SMALL_BYTES,
+    ),
+    Scenario(
+        "ws-echo-1mib",
+        "WebSocket echo, 1 MiB messages, 1 connection",
+        "ws_echo",
+        "websocket",
+        "ws-echo",
+        "mib_per_second",
+        ws_connections=WS_LARGE_CONNECTIONS,
+        ws_message_bytes=WS_LARGE_BYTES,
+    ),
 )
 
 
@@ -97,6 +127,14 @@ def measure(
         with RssSampler(server.pid) as sampler:
             if scenario.load == "wrk":
                 result = run_wrk(server.port, load.connections, load.duration_seconds, load.client_cpu)
+            elif scenario.load == "ws-echo":
+                result = run_ws_echo(
+                    server.port,
+                    scenario.ws_connections,
+                    scenario.ws_message_bytes,
+                    load.duration_seconds,
+                    load.client_cpu,
+                )
             elif scenario.load == "upload":
                 result = run_upload(
                     server.port, load.upload_bytes, scenario.chunked, load.duration_seconds, load.client_cpu

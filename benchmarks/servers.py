@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -43,6 +44,7 @@ class ServerSpec:
 
     ``asgi`` says how it runs an ASGI app: "native", "a2wsgi" (waitress behind
     ``a2wsgi.ASGIMiddleware``) or None when it does not take part in ASGI scenarios.
+    ``ws`` names its WebSocket implementation for the WebSocket scenarios, or None.
     """
 
     name: str
@@ -52,8 +54,11 @@ class ServerSpec:
     asgi: str | None
     uses_repo: bool = False
     in_default_run: bool = True  # False: only when named with --servers (an A/B variant)
+    ws: str | None = None  # how it serves WebSockets; None: not in those scenarios
 
     def supports(self, app_kind: str) -> bool:
+        if app_kind == "websocket":
+            return self.ws is not None
         return self.wsgi if app_kind == "wsgi" else self.asgi is not None
 
     def label(self, app_kind: str) -> str:
@@ -64,15 +69,33 @@ class ServerSpec:
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
-        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True),
+        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True, ws="native"),
         # waitress_like with Prometheus and statsd on: the A/B of the metrics' cost.
         ServerSpec(
-            "waitress_like-metrics", ("waitress_like",), ("waitress_like",), True, "native", True, False
+            "waitress_like-metrics",
+            ("waitress_like",),
+            ("waitress_like",),
+            True,
+            "native",
+            True,
+            in_default_run=False,
         ),
         ServerSpec("waitress", ("waitress", "a2wsgi"), ("waitress", "a2wsgi"), True, "a2wsgi"),
         ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None),
         ServerSpec("cheroot", ("cheroot",), ("cheroot.wsgi",), True, None),
         ServerSpec("uvicorn", ("uvicorn", "h11"), ("uvicorn", "h11"), False, "native"),
+        # WebSocket scenarios only: uvicorn with each of its WebSocket implementations.
+        ServerSpec(
+            "uvicorn-websockets",
+            ("uvicorn", "websockets"),
+            ("uvicorn", "websockets"),
+            False,
+            None,
+            ws="websockets",
+        ),
+        ServerSpec(
+            "uvicorn-wsproto", ("uvicorn", "wsproto"), ("uvicorn", "wsproto"), False, None, ws="wsproto"
+        ),
     )
 }
 BASELINE = "waitress"
@@ -301,7 +324,7 @@ def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool) ->
     server.start()
 
 
-def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool) -> None:
+def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool, ws: str = "auto") -> None:
     import uvicorn
 
     # Pure-Python parser and the standard event loop, like the other servers here.
@@ -316,6 +339,7 @@ def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool) ->
         log_level="warning",
         access_log=False,
         timeout_keep_alive=timeout_seconds,
+        ws=ws,
     )
 
 
@@ -349,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         "waitress_like-metrics": _serve_waitress_like_metrics,
         "cheroot": _serve_cheroot,
         "uvicorn": _serve_uvicorn,
+        "uvicorn-websockets": functools.partial(_serve_uvicorn, ws="websockets"),
+        "uvicorn-wsproto": functools.partial(_serve_uvicorn, ws="wsproto"),
     }[args.server]
     serve(app, args.port, args.threads, args.many_connections)
 

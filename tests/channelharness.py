@@ -41,6 +41,8 @@ class _Owner:
         self.submitted: list[tuple[WSGIRequest, OutputPipe]] = []
         self.in_service = 0
         self.closed: list[Channel] = []
+        self.accepts_websockets = False
+        self.upgraded: list[tuple[Channel, WSGIRequest, bytes]] = []  # WebSocket hand-overs
 
     def at_capacity(self) -> bool:
         return self.capacity_left is not None and self.in_service >= self.capacity_left
@@ -54,6 +56,9 @@ class _Owner:
 
     def channel_closed(self, channel: Channel) -> None:
         self.closed.append(channel)
+
+    def upgrade_to_websocket(self, channel: Channel, request: WSGIRequest, leftover: bytes) -> None:
+        self.upgraded.append((channel, request, leftover))
 
 
 class ChannelHarness:

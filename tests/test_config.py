@@ -111,6 +111,12 @@ OUR_OWN = {
     "statsd_host": "issue 14: gunicorn's statsd metrics",
     "statsd_prefix": "issue 14: gunicorn's statsd metrics",
     "dogstatsd_tags": "issue 14: gunicorn's statsd metrics",
+    "ws": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_max_size": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_max_queue": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_ping_interval": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_ping_timeout": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "ws_per_message_deflate": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
 }
 
 
@@ -432,6 +438,12 @@ BAD_VALUES = [
     ("fd", "x"),
     ("interface", "asgi9"),
     ("lifespan", "sometimes"),
+    ("ws", "websockets"),
+    ("ws_max_size", 0),
+    ("ws_max_queue", "0"),
+    ("ws_ping_interval", -1),
+    ("ws_ping_timeout", "soon"),
+    ("ws_per_message_deflate", "maybe"),
     ("keepalive_timeout", 0),
     ("max_connection_age", "-1"),
     ("graceful_timeout", "never"),

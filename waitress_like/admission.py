@@ -87,6 +87,11 @@ class ConnectionTable:
         if self.per_address_limit:
             self._per_address[address] = self._per_address.get(address, 0) + 1
 
+    def replace(self, old: Any, new: Any) -> None:
+        """``new`` takes the place of ``old`` (an HTTP connection that switched protocols):
+        the same peer address, counted once."""
+        self._open[new] = self._open.pop(old)
+
     def discard(self, connection: Any) -> None:
         address = self._open.pop(connection, None)
         if address is not None and self.per_address_limit:

@@ -11,6 +11,10 @@ A channel follows a fixed :class:`~waitress_like.channel_policy.ChannelPolicy` a
 the rest of the server only through its :class:`ChannelOwner`: the loop, whether the
 server drains, and the hand-off of requests to the application.
 
+A WebSocket upgrade request, when the owner takes WebSockets, ends the channel's part:
+once the responses queued before it are sent, the channel gives its socket, the request
+and the bytes read past its head to the owner (``upgrade_to_websocket``), and is done.
+
 Thread contract: every method is loop-thread only, except :meth:`client_disconnected`
 (any thread; it reads one flag) and the pipe notification, which only schedules
 :meth:`_on_output` on the loop.
@@ -19,6 +23,7 @@ Thread contract: every method is loop-thread only, except :meth:`client_disconne
 from __future__ import annotations
 
 import enum
+import io
 import logging
 import socket
 from typing import Any, Optional, Protocol, Union
@@ -30,6 +35,7 @@ from .haproxy import ProxyHeader, ProxyProtocolError
 from .loop import EVENT_READ, EVENT_WRITE, LoopServices
 from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, RequestParser
 from .protocol.response import simple_response
+from .protocol.ws_handshake import is_websocket_upgrade
 from .server_metrics import MetricsRecorder
 from .wsgi import WSGIRequest
 
@@ -56,8 +62,13 @@ class ChannelOwner(Protocol):
     is the connection's last. ``at_capacity()`` is True when ``concurrency_limit``
     requests are in service (the next is answered 503). ``submit()`` hands a request to
     the application and counts it in service until ``request_done()``.
-    ``channel_closed()`` is called once, when the channel has closed. ``metrics`` is
-    told of bytes, refusals and cut clients (see :class:`~waitress_like.server_metrics.MetricsRecorder`).
+    ``channel_closed()`` is called once, when the channel has closed (not after an
+    upgrade, see below). ``metrics`` is told of bytes, refusals and cut clients (see
+    :class:`~waitress_like.server_metrics.MetricsRecorder`).
+    ``accepts_websockets`` is True when the application takes WebSockets (ASGI, ``ws``
+    not ``none``); ``upgrade_to_websocket()`` then takes the socket over from the channel
+    for an upgrade request, with the bytes received after its head, and the channel
+    never calls ``channel_closed()``.
     """
 
     @property
@@ -76,6 +87,11 @@ class ChannelOwner(Protocol):
     def request_done(self) -> None: ...
 
     def channel_closed(self, channel: Channel) -> None: ...
+
+    @property
+    def accepts_websockets(self) -> bool: ...
+
+    def upgrade_to_websocket(self, channel: Channel, request: WSGIRequest, leftover: bytes) -> None: ...
 
 
 class ChannelState(enum.Enum):
@@ -128,6 +144,7 @@ class Channel:
         "_parser",
         "_receiving",
         "_continue_due",
+        "_upgrade",
         "_ready",
         "_active",
         "_active_is_request",
@@ -174,6 +191,7 @@ class Channel:
         self._parser = RequestParser(policy.parser_limits)
         self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
         self._continue_due = False
+        self._upgrade: Optional[RequestHead] = None  # a WebSocket upgrade to hand over
         # Requests waiting their turn; rarely more than one or two, so a list (a deque
         # costs several hundred bytes per idle connection).
         self._ready: list[_Job] = []
@@ -329,7 +347,10 @@ class Channel:
                     self._active = self._prefilled_pipe(_CONTINUE, close_connection=False)
                     progressed = True
                 elif self.state is ChannelState.CLOSING:
-                    self._close_gracefully()
+                    if self._upgrade is not None:
+                        self._hand_over()
+                    else:
+                        self._close_gracefully()
                     return
             if self._active is not None:
                 if not self._send_active():
@@ -355,6 +376,12 @@ class Channel:
             if event is None:
                 break
             if isinstance(event, RequestHead):
+                if self._is_websocket_upgrade(event):
+                    # Nothing more is read as HTTP; the hand-over waits for the responses
+                    # queued before it (see _advance).
+                    self._upgrade = event
+                    self.state = ChannelState.CLOSING
+                    return True
                 self._head_started_at = None
                 self._begin_progress(self._last_received_at)
                 self._receiving = (event, RequestBody(self._policy.inbuf_overflow))
@@ -394,6 +421,42 @@ class Channel:
             self.state = ChannelState.CLOSING
             queued = True
         return queued
+
+    def _is_websocket_upgrade(self, head: RequestHead) -> bool:
+        """True for an upgrade request the owner takes; others are served as HTTP."""
+        if self._owner.accepts_websockets:
+            return is_websocket_upgrade(head.version, head.headers)
+        if log.isEnabledFor(logging.DEBUG) and is_websocket_upgrade(head.version, head.headers):
+            log.debug(
+                "WebSocket upgrade request from %s for %s served as plain HTTP: WebSockets are "
+                "not available for this application (a WSGI application, or ws=none)",
+                self._remote_addr,
+                head.path,
+            )
+        return False
+
+    def _hand_over(self) -> None:
+        """Give the socket and the upgrade request to the owner; the channel is done."""
+        head = self._upgrade
+        assert head is not None
+        self._upgrade = None
+        request = WSGIRequest(
+            head,
+            io.BytesIO(),
+            0,
+            self._remote_addr,
+            self._remote_port,
+            self._listener,
+            self.client_disconnected,
+            proxy_trusted=self._proxy_trusted,
+        )
+        leftover = self._parser.take_unparsed_bytes()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        self._set_interest(0)
+        self.state = ChannelState.CLOSED  # closed for HTTP; the socket lives on elsewhere
+        self._owner.upgrade_to_websocket(self, request, leftover)
 
     def _begin_progress(self, started_at: float) -> None:
         """A head or body begins: measure its rate from here (bytes already buffered count)."""
@@ -703,6 +766,7 @@ class Channel:
 
     def _release_requests(self) -> None:
         self._drop_partial_request()
+        self._upgrade = None
         for job in self._ready:
             if type(job) is WSGIRequest:
                 job.body.close()

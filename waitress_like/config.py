@@ -43,6 +43,7 @@ __all__ = [
     "SETTINGS_BY_NAME",
     "TLS_MINIMUM_VERSIONS",
     "TOPICS",
+    "WS_MODES",
     "Converter",
     "ListenAddress",
     "Secret",
@@ -59,6 +60,7 @@ TOPICS: Mapping[str, str] = {
     "tls": "TLS",
     "threads": "Threads",
     "http": "HTTP",
+    "websocket": "WebSockets",
     "buffers": "Buffers",
     "timeouts": "Timeouts",
     "proxy": "Proxy",
@@ -98,6 +100,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 #: The port of ``statsd_host`` when it names none (statsd's own default).
 STATSD_PORT = 8125
+#: Values of the ``ws`` setting.
+WS_MODES = ("auto", "none")
 
 
 # --------------------------------------------------------------------------- rows
@@ -648,6 +652,7 @@ def _parse_hook(value: Any) -> Any:
 
 _interface = _choice(*INTERFACES)
 _lifespan = _choice(*LIFESPAN_MODES)
+_ws = _choice(*WS_MODES)
 _proxy_protocol = _choice(*PROXY_PROTOCOL_MODES)
 _cert_reqs = Converter(_parse_cert_reqs, " | ".join(CERT_REQS), "|".join(CERT_REQS).upper())
 _tls_version = Converter(_parse_tls_version, " | ".join(TLS_MINIMUM_VERSIONS), "VERSION")
@@ -888,6 +893,31 @@ SETTINGS: tuple[Setting, ...] = (
             "serve an application whose startup does not complete; ``off`` never sends "
             "it. Ignored for WSGI applications, except that ``on`` is then an error.",
             "http"),
+    # websocket
+    Setting("ws", _ws, "auto",
+            "WebSockets for ASGI applications: ``auto`` serves a request with "
+            "``Upgrade: websocket`` as a ``websocket`` scope; ``none`` passes it to the "
+            "application as plain HTTP. WSGI applications never get WebSockets.",
+            "websocket"),
+    Setting("ws_max_size", _at_least_one, 16777216,
+            "Largest WebSocket message in bytes the server accepts from a client (after "
+            "decompression); a larger one closes the connection with code 1009.",
+            "websocket"),
+    Setting("ws_max_queue", _at_least_one, 32,
+            "Received WebSocket messages held for the application before the server stops "
+            "reading from that client until the application takes some.",
+            "websocket"),
+    Setting("ws_ping_interval", _optional_seconds, 20,
+            "Seconds between two Pings the server sends on an open WebSocket, to keep "
+            "idle connections alive through proxies and to find dead peers (0: none).",
+            "websocket"),
+    Setting("ws_ping_timeout", _optional_seconds, 20,
+            "Seconds a client has to answer a Ping with a Pong before the connection is "
+            "closed as dead (0: wait for ever).",
+            "websocket"),
+    Setting("ws_per_message_deflate", _bool, True,
+            "Offer permessage-deflate compression (RFC 7692) to clients that ask for it.",
+            "websocket"),
     # buffers
     Setting("recv_bytes", _at_least_one, 8192,
             "Bytes to read from a socket per ``recv()`` call.", "buffers"),
@@ -1180,6 +1210,13 @@ class Settings:
     expose_tracebacks: bool
     interface: str
     lifespan: str
+    # websocket
+    ws: str
+    ws_max_size: int
+    ws_max_queue: int
+    ws_ping_interval: float
+    ws_ping_timeout: float
+    ws_per_message_deflate: bool
     # buffers
     recv_bytes: int
     inbuf_overflow: int

@@ -31,6 +31,7 @@ from .pool import WorkerPool
 from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
 from .server_metrics import NO_METRICS, MetricsRecorder, metrics_from_settings
+from .wschannel import WebSocketService
 from .wsgi import WSGIGateway, WSGIRequest
 
 __all__ = ["Server", "ServerState", "create_server", "run_until_signalled"]
@@ -95,6 +96,8 @@ class Server:
         self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
         self.gateway.access_log = self.access_log
         self.metrics = self.gateway.metrics = metrics if metrics is not None else NO_METRICS
+        # None unless the application is ASGI and the ws setting allows WebSockets.
+        self.websockets = WebSocketService.for_application(app, settings, self.gateway)
         self.channels = ConnectionTable(settings.connection_limit, settings.connection_limit_per_address)
         self.acceptor = Acceptor(self.loop, listeners, self.channels, self._open_channel)
         self.state = ServerState.NEW
@@ -290,7 +293,18 @@ class Server:
     def request_done(self) -> None:
         self.requests_in_service -= 1
 
-    def channel_closed(self, channel: Channel) -> None:
+    @property
+    def accepts_websockets(self) -> bool:
+        return self.websockets is not None
+
+    def upgrade_to_websocket(self, channel: Channel, request: WSGIRequest, leftover: bytes) -> None:
+        """A WebSocket connection takes the channel's socket and its place in the table."""
+        assert self.websockets is not None
+        connection = self.websockets.open(self, channel.socket, request, leftover)
+        self.channels.replace(channel, connection)
+        connection.start()
+
+    def channel_closed(self, channel: Any) -> None:
         self.channels.discard(channel)
         if self.state is ServerState.RUNNING:
             self.acceptor.connection_closed()

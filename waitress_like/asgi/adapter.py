@@ -74,6 +74,12 @@ class ASGIAdapter:
         return self._bridge.loop if self._bridge.running else None
 
     @property
+    def bridge(self) -> BridgeLoop:
+        """The bridge loop the application runs on; the server runs its WebSocket
+        sessions there too (see :mod:`.websocket`)."""
+        return self._bridge
+
+    @property
     def state(self) -> dict[str, Any]:
         """The lifespan state: what the application stored in ``scope["state"]`` at
         startup. Each request scope gets a shallow copy."""

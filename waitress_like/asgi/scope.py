@@ -11,16 +11,28 @@ application sees, exactly as a WSGI application would.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import quote_from_bytes
 
-__all__ = ["ASGI_VERSION", "HTTP_SPEC_VERSION", "build_http_scope", "wsgi_text_to_str"]
+__all__ = [
+    "ASGI_VERSION",
+    "HTTP_SPEC_VERSION",
+    "WEBSOCKET_SPEC_VERSION",
+    "build_http_scope",
+    "build_websocket_scope",
+    "wsgi_text_to_str",
+]
 
 ASGI_VERSION = "3.0"
 #: The version of the ASGI HTTP spec the bridge implements. Below 2.4, so a ``send()``
 #: after the client has gone is a no-op rather than an error, and frameworks listen for
 #: ``http.disconnect`` instead.
 HTTP_SPEC_VERSION = "2.3"
+#: The version of the ASGI WebSocket spec the server implements: 2.4, so ``send()`` on a
+#: closed connection raises an ``OSError`` (``ClientDisconnected``), as under uvicorn.
+WEBSOCKET_SPEC_VERSION = "2.4"
+#: Schemes of the websocket scope, by the request's ``wsgi.url_scheme``.
+_WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
 
 # environ key -> header name as ASGI wants it (lower-case bytes). Bounded, so a client
 # sending many random header names cannot grow it without end.
@@ -140,3 +152,23 @@ def build_http_scope(environ: Mapping[str, Any], state: Mapping[str, Any]) -> di
         "server": (environ.get("SERVER_NAME", ""), _port(environ.get("SERVER_PORT"))),
         "state": dict(state),
     }
+
+
+def build_websocket_scope(
+    environ: Mapping[str, Any], state: Mapping[str, Any], subprotocols: Iterable[str]
+) -> dict[str, Any]:
+    """The ``websocket`` scope for the upgrade request described by ``environ``.
+
+    As :func:`build_http_scope`, without ``method``; ``scheme`` is ``ws`` or ``wss``
+    (from ``wsgi.url_scheme``, so after trusted-proxy handling), ``subprotocols`` the
+    client's offers in order, and ``extensions`` offers the WebSocket Denial Response
+    (``websocket.http.response``).
+    """
+    scope = build_http_scope(environ, state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["asgi"] = {"version": ASGI_VERSION, "spec_version": WEBSOCKET_SPEC_VERSION}
+    scope["scheme"] = _WEBSOCKET_SCHEMES.get(scope["scheme"], scope["scheme"])
+    scope["subprotocols"] = list(subprotocols)
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope

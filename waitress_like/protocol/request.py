@@ -105,6 +105,19 @@ class RequestParser:
         """Bytes fed but not yet consumed by an event."""
         return len(self._buffer)
 
+    def take_unparsed_bytes(self) -> bytes:
+        """Hand over the bytes fed but not consumed by an event, and stop parsing.
+
+        For a connection that switches protocols after a head (RFC 9110 7.8: a WebSocket
+        upgrade): what follows the head belongs to the new protocol. Afterwards the
+        state is DONE, so later ``feed`` calls are ignored and ``next_event`` returns None.
+        """
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        self._reader = None
+        self.state = _DONE
+        return data
+
     def next_event(self) -> RequestEvent | None:
         """The next event, or None if more bytes are needed (or the state is DONE)."""
         state = self.state

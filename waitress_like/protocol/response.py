@@ -133,11 +133,13 @@ def http_date() -> str:
 
 _REASONS = {
     400: "Bad Request",
+    403: "Forbidden",
     408: "Request Timeout",
     # RFC 9110 renamed 413 "Content Too Large"; clients ignore reason phrases (RFC 9112 4),
     # and waitress, whose tests and users may compare it, says the older name.
     413: "Request Entity Too Large",
     414: "URI Too Long",
+    426: "Upgrade Required",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
