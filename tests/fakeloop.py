@@ -48,7 +48,10 @@ class FakeLoop:
         return self.now
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> FakeTimer:
-        timer = FakeTimer(self.now + delay_seconds, callback)
+        return self.call_at(self.now + delay_seconds, callback)
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> FakeTimer:
+        timer = FakeTimer(when, callback)
         heapq.heappush(self._timers, (timer.when, next(self._sequence), timer))
         return timer
 

@@ -354,6 +354,19 @@ def test_at_the_concurrency_limit_a_request_is_answered_503_and_the_connection_k
         harness.close()
 
 
+def test_a_head_arriving_in_many_pieces_reuses_one_deadline_timer() -> None:
+    harness = ChannelHarness(_never_called, request_min_rate=0)
+    try:
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(50):
+            harness.loop.now += 0.001  # time passes between pieces; the deadline does not move
+            harness.send(b"X-A: b\r\n")
+        assert len(harness.loop.pending_timers()) == 1
+        assert len(harness.loop._timers) <= 2  # cancelled ones stay in the heap until due
+    finally:
+        harness.close()
+
+
 # -- heads up to the size limit ------------------------------------------------------------------
 
 

@@ -649,9 +649,7 @@ class Channel:
         if timer is None or timer.when > deadline_at:
             if timer is not None:
                 timer.cancel()
-            self._deadline_timer = self._loop.call_later(
-                deadline_at - self._loop.time(), self._check_deadline
-            )
+            self._deadline_timer = self._loop.call_at(deadline_at, self._check_deadline)
 
     def _min_rate_deadline(self) -> float:
         """When the head or body in progress falls below request_min_rate (inf: never).
@@ -704,7 +702,7 @@ class Channel:
             return
         remaining = self._deadline_at - self._loop.time()
         if remaining > 0:
-            self._deadline_timer = self._loop.call_later(remaining, self._check_deadline)
+            self._deadline_timer = self._loop.call_at(self._deadline_at, self._check_deadline)
             return
         kind = self._deadline
         self._deadline = _Deadline.NONE

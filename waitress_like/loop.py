@@ -74,6 +74,8 @@ class LoopServices(Protocol):
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> TimerHandle: ...
 
+    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle: ...
+
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None: ...
 
     def register(self, fileobj: Any, events: int, handler: Selectable) -> None: ...
@@ -200,10 +202,18 @@ class EventLoop:
 
     def call_later(self, delay_seconds: float, callback: Callable[[], Any]) -> Timer:
         """Loop-thread only: run ``callback`` on the loop after ``delay_seconds``."""
+        return self.call_at(self.time() + delay_seconds, callback)
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> Timer:
+        """Loop-thread only: run ``callback`` on the loop once :meth:`time` reaches ``when``.
+
+        The timer's ``when`` is exactly ``when``, so a caller can compare a deadline it
+        computed with the timer already armed for it.
+        """
         if self._debug:
             self._check_thread()
-        timer = Timer(self.time() + delay_seconds, callback)
-        heapq.heappush(self._timers, (timer.when, next(self._timer_sequence), timer))
+        timer = Timer(when, callback)
+        heapq.heappush(self._timers, (when, next(self._timer_sequence), timer))
         return timer
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:

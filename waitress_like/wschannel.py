@@ -246,7 +246,6 @@ class WebSocketChannel:
         "_queued",
         "_unacked",
         "_timer",
-        "_timer_at",
         "_ping_payload",
         "_ping_count",
         "_ping_sent_at",
@@ -288,7 +287,6 @@ class WebSocketChannel:
         self._queued = 0  # received messages on their way to the application
         self._unacked = 0  # payload from the application not yet acknowledged
         self._timer: Optional[TimerHandle] = None
-        self._timer_at = 0.0  # the deadline the timer was armed for
         self._ping_payload: Optional[bytes] = None  # the Ping awaiting its Pong
         self._ping_count = 0
         now = self._loop.time()
@@ -639,13 +637,10 @@ class WebSocketChannel:
         if due is None:
             return  # an armed timer finds nothing due and lapses
         timer = self._timer
-        # Compared with the deadline the timer was armed for, not timer.when: that is
-        # computed from the clock again and may differ from it in the last bit.
-        if timer is None or self._timer_at > due[0]:
+        if timer is None or timer.when > due[0]:
             if timer is not None:
                 timer.cancel()
-            self._timer_at = due[0]
-            self._timer = self._loop.call_later(max(0.0, due[0] - self._loop.time()), self._on_timer)
+            self._timer = self._loop.call_at(due[0], self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
