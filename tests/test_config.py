@@ -93,6 +93,18 @@ OUR_OWN = {
     "connection_limit_per_address": "issue 17: slow clients at the connection limit",
     "request_min_rate": "issue 17: slow clients at the connection limit",
     "request_min_rate_grace": "issue 17: slow clients at the connection limit",
+    "workers": "issue 18: supervised worker processes",
+    "reuse_port": "issue 18: supervised worker processes",
+    "preload_app": "issue 18: supervised worker processes",
+    "worker_timeout": "issue 18: supervised worker processes",
+    "max_requests": "issue 18: supervised worker processes",
+    "max_requests_jitter": "issue 18: supervised worker processes",
+    "pidfile": "issue 18: supervised worker processes",
+    "proc_name": "issue 18: supervised worker processes",
+    "user": "issue 18: supervised worker processes",
+    "group": "issue 18: supervised worker processes",
+    "umask": "issue 18: supervised worker processes",
+    "chdir": "issue 18: supervised worker processes",
 }
 
 
@@ -427,6 +439,19 @@ BAD_VALUES = [
     ("thread_idle_timeout", 0),
     ("access_log", 5),
     ("access_log_format", 5),
+    ("workers", "0"),
+    ("workers", "many"),
+    ("reuse_port", "sometimes"),
+    ("preload_app", "2"),
+    ("worker_timeout", "-1"),
+    ("max_requests", "-5"),
+    ("max_requests_jitter", "lots"),
+    ("pidfile", 5),
+    ("proc_name", 5),
+    ("user", "root\nx"),
+    ("group", 5),
+    ("umask", "999"),
+    ("chdir", ["/"]),
 ]
 
 

@@ -58,9 +58,13 @@ class Listener:
                 pass
 
 
-def _tcp_socket(family: int, sockaddr: Any, backlog: int) -> socket.socket:
+def _tcp_socket(family: int, sockaddr: Any, backlog: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if reuse_port:
+            # One socket per worker process on the same address; the kernel spreads
+            # connections over them. Every socket of the group must set it before bind.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if _WINDOWS:
             # On Windows SO_REUSEADDR lets another process steal the port; this refuses.
             sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_EXCLUSIVEADDRUSE", 0), 1)
@@ -94,12 +98,14 @@ def bind_listeners(
     unix_socket: str | None = None,
     unix_socket_perms: int = 0o600,
     sockets: Iterable[socket.socket] = (),
+    reuse_port: bool = False,
 ) -> list[Listener]:
     """Bind every address; on any failure close what was bound and raise :class:`BindError`.
 
     ``listen`` holds objects with ``host`` (None for all interfaces) and ``port``.
     ``sockets`` are already bound by the caller: they are put in listening, non-blocking
-    mode and adopted as they are.
+    mode and adopted as they are. ``reuse_port`` sets ``SO_REUSEPORT`` on the TCP sockets
+    bound here, so that more sockets can be bound to the same addresses later.
     """
     listeners: list[Listener] = []
     try:
@@ -108,7 +114,7 @@ def bind_listeners(
             sock.setblocking(False)
             listeners.append(Listener(sock))
         for address in listen:
-            listeners.extend(_bind_address(address.host, address.port, ipv4, ipv6, backlog))
+            listeners.extend(_bind_address(address.host, address.port, ipv4, ipv6, backlog, reuse_port))
         if unix_socket:
             listeners.append(_bind_unix(unix_socket, unix_socket_perms, backlog))
     except BaseException:
@@ -118,7 +124,9 @@ def bind_listeners(
     return listeners
 
 
-def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: int) -> list[Listener]:
+def _bind_address(
+    host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: int, reuse_port: bool = False
+) -> list[Listener]:
     try:
         infos = socket.getaddrinfo(
             host, port, _families(ipv4, ipv6), socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_PASSIVE
@@ -136,7 +144,7 @@ def _bind_address(host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: 
                 continue
             seen.add(key)
             try:
-                bound.append(Listener(_tcp_socket(family, sockaddr, backlog)))
+                bound.append(Listener(_tcp_socket(family, sockaddr, backlog, reuse_port)))
             except OSError as error:
                 if host is None and error.errno == errno.EAFNOSUPPORT:
                     continue  # "*" on a host without IPv6: serve the families it has
