@@ -284,7 +284,7 @@ def _reported(sources: Optional[Mapping[str, str]] = None) -> Iterator[None]:
     except AppLoadError as error:
         raise CLIError(error.message) from error.__cause__
     except WaitressLikeError as error:  # a lifespan startup, a hook, workers that cannot start
-        raise CLIError(str(error)) from (error.__cause__ or error)
+        raise CLIError(str(error)) from error.__cause__
 
 
 def _unknown_argument_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:

@@ -499,6 +499,15 @@ def create_server(app: Any, **settings: Any) -> Server:
             settings = {**settings, "fd": systemd_fds}
     settings = trusted_proxy_from_environment(settings, os.environ)
     validated = Settings.from_mapping(settings)
+    if validated.workers > 1:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "workers",
+            validated.workers,
+            "create_server() builds one server in this process; for worker processes use serve() "
+            "or waitress-like-serve",
+        )
     app, lifespan = resolve_application(app, validated.interface, validated.lifespan)
     inherited = inherited_sockets(validated.fd)
     listeners = bind_listeners(
