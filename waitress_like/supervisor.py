@@ -197,6 +197,7 @@ class Supervisor:
         self._previous_wakeup: Optional[int] = None
         self._pidfile: Optional[PidFile] = None
         self._started = False
+        self._running = False
         self._finished = threading.Event()
 
     # -- the public surface -----------------------------------------------------------------
@@ -220,7 +221,7 @@ class Supervisor:
     def close(self, timeout: Optional[float] = None) -> None:
         """Any thread: drain gracefully and wait until :meth:`run` has returned (as
         ``Server.close``; ``timeout`` is ignored: ``graceful_timeout`` applies)."""
-        if not self._started:
+        if not self._running:
             self._finish()
             return
         self.request_stop(graceful=True)
@@ -230,6 +231,7 @@ class Supervisor:
         """Start (unless :meth:`start` was called) and supervise until stopped; True when
         every worker stopped cleanly. Raises :class:`WorkerStartError` when workers keep
         failing to start, and on start-up what :meth:`start` raises."""
+        self._running = True
         try:
             if not self._started:
                 self.start()

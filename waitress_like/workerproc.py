@@ -163,6 +163,18 @@ def _child(
 # --------------------------------------------------------------------------- spawn
 
 
+def _python_executable() -> str:
+    """The interpreter for a worker: in a Windows service, sys.executable is pywin32's
+    pythonservice.exe, which cannot run ``-m``; the environment's python.exe can."""
+    if os.path.basename(sys.executable).lower() != "pythonservice.exe":
+        return sys.executable
+    for directory in (sys.prefix, os.path.join(sys.prefix, "Scripts"), sys.exec_prefix):
+        candidate = os.path.join(directory, "python.exe")
+        if os.path.exists(candidate):
+            return candidate
+    return sys.executable
+
+
 def spawn_worker(boot: SpawnBoot, link: socket.socket, sockets: Sequence[socket.socket]) -> SpawnedProcess:
     """Start ``python -m waitress_like.worker`` and hand it ``boot`` and the sockets.
 
@@ -174,7 +186,7 @@ def spawn_worker(boot: SpawnBoot, link: socket.socket, sockets: Sequence[socket.
     environment = dict(os.environ)
     path = environment.get("PYTHONPATH")
     environment["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + path if path else "")
-    command = [sys.executable, "-m", "waitress_like.worker"]
+    command = [_python_executable(), "-m", "waitress_like.worker"]
     if _WINDOWS:
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         popen = subprocess.Popen(command, stdin=subprocess.PIPE, env=environment, creationflags=flags)

@@ -10,6 +10,7 @@ import socket
 import stat
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,29 @@ def test_supervisor_killed_leaves_no_worker_behind():
         server.process.wait(10)
         server.wait_event(re.compile(r"the supervisor is gone; stopping"))
         wait_until(lambda: not any(alive(pid) for pid in pids), "the orphaned workers to exit")
+
+
+@linux_only
+def test_the_service_runner_supervises_workers_and_its_stop_drains_them():
+    # The Windows service's runner is platform-neutral: here its stop comes from SIGTERM
+    # on the main thread while the supervisor runs on the runner's thread, as SvcStop does.
+    code = """
+        import signal, threading
+        from waitress_like.winservice import ServiceRunner
+        runner = ServiceRunner("tests.workers.apps:app", {"listen": "127.0.0.1:0", "workers": "2"})
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *args: stopped.set())
+        runner.start()
+        assert runner.wait_started(30), runner.startup_error_message
+        stopped.wait()
+        raise SystemExit(0 if runner.stop() and runner.startup_error is None else 1)
+    """
+    with Supervised(_snippet(code), snippet=True) as server:
+        pids = set(server.wait_ready(2))
+        answers: list[object] = []
+        client = threading.Thread(target=lambda: answers.append(get_pid(server.address, "/slow?1")))
+        client.start()
+        server.wait_event(re.compile(r"slow request in \d+"))
+        assert server.stop(signal.SIGTERM) == 0
+        client.join(10)
+    assert answers and answers[0] in pids
