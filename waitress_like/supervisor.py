@@ -183,6 +183,7 @@ class Supervisor:
             workerlink.BOOT_ERROR: self._on_boot_error,
         }
         self._slots: dict[int, list[Listener]] = {}
+        self._listening: list[Listener] = []  # the first listeners bound: where we listen
         self._generation = 0
         self._ages = 0
         self._start_failures = 0
@@ -204,10 +205,11 @@ class Supervisor:
 
     @property
     def addresses(self) -> list[Any]:
-        return [listener.address for listener in self._slots.get(0, [])]
+        """Every bound address (as ``Server.addresses``)."""
+        return [listener.address for listener in self._listening]
 
     def print_listen(self, format_str: str = "Serving on {}") -> None:
-        for listener in self._slots.get(0, []):
+        for listener in self._listening:
             log.info(format_str.format(listener.display))
 
     def request_stop(self, graceful: bool = True) -> None:
@@ -253,8 +255,8 @@ class Supervisor:
         process.before_binding()
         if self.settings.preload_app and self.app_source.spec is not None:
             self.app_source = AppSource(app=self._load_app(), spec=self.app_source.spec)
-        self._slots[0] = self._bind_primary()
-        for listener in self._slots[0]:
+        self._slots[0] = self._listening = self._bind_primary()
+        for listener in self._listening:
             if listener.unix_path:
                 process.chown_for_user(listener.unix_path)
         if self.settings.pidfile:
@@ -641,7 +643,7 @@ class Supervisor:
         of its own on the same addresses, bound when first needed; else all share slot 0."""
         if index not in self._slots:
             addresses = [
-                ListenAddress(listener.address[0], listener.address[1]) for listener in self._slots[0]
+                ListenAddress(listener.address[0], listener.address[1]) for listener in self._listening
             ]
             self._slots[index] = bind_listeners(
                 addresses, ipv4=True, ipv6=True, backlog=self.settings.backlog, reuse_port=True
@@ -655,8 +657,12 @@ class Supervisor:
         return min(set(range(len(taken) + 1)) - taken)
 
     def _close_unused_slots(self) -> None:
+        """Close the sockets of slots that no worker uses once there are more slots than
+        ``num_workers`` (after TTOU). A slot whose worker died stays while it is wanted:
+        its queued connections wait for the replacement, which takes that slot."""
         used = {worker.slot for worker in self.workers}
-        for index in [i for i in self._slots if i >= max(1, self.num_workers) and i not in used]:
+        unused = sorted((index for index in self._slots if index not in used), reverse=True)
+        for index in unused[: max(0, len(self._slots) - self.num_workers)]:
             for listener in self._slots.pop(index):
                 listener.close()
 

@@ -108,9 +108,24 @@ def test_reuse_port_gives_each_worker_its_own_socket():
         os.kill(first, signal.SIGKILL)
         (replacement,) = server.wait_ready(1)
         served = load.pids_since(lambda: None, answers=60)
-        load.stop()
-        assert len(load.failures) <= 3
+        assert len(load.failures) <= 3  # what the killed worker had in flight
         assert served == {second, replacement}  # the replacement took over the dead one's socket
+        # SIGHUP: each successor takes its predecessor's socket, so nothing queued is lost.
+        failed = len(load.failures)
+        server.send(signal.SIGHUP)
+        new = set(server.wait_ready(2))
+        server.wait_exited(2)
+        assert load.pids_since(lambda: None, answers=60) == new
+        assert len(load.failures) == failed
+        # SIGTTOU: the retired worker's socket closes with it (else connections would wait
+        # there for nobody); what was queued on it then is reset, as documented.
+        server.send(signal.SIGTTOU)
+        (retired,) = server.wait_exited(1)
+        assert fd_kinds(server.pid)["socket"] == 1 + 1 + 2
+        assert load.pids_since(lambda: None, answers=60) == new - {retired}
+        load.stop()
+        resets = load.failures[failed:]
+        assert all("ConnectionResetError" in failure for failure in resets) and len(resets) <= 10, resets
         assert server.stop() == 0
 
 
