@@ -29,6 +29,7 @@ TEST_EXTRAS = [
     "starlette",
     "fastapi",
     "python-multipart",
+    "setproctitle",
 ]
 
 setup(
@@ -46,6 +47,7 @@ setup(
         "test": TEST_EXTRAS,
         "paste": ["PasteDeploy"],
         "reload": ["watchfiles"],
+        "setproctitle": ["setproctitle"],
         "windows": ['pywin32; sys_platform == "win32"'],
         "docs": ["Sphinx"],
         "lint": ["ruff", "mypy"],

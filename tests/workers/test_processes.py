@@ -67,11 +67,11 @@ def test_the_spawn_path_imports_the_application_in_each_worker_and_reloads_it():
         assert load.pids_since(lambda: None, answers=10) <= new
         load.stop()
         assert not load.failures
+        # A new interpreter, not a fork: it did not inherit the supervisor's descriptors
+        # (its standard input, the supervisor's, was the pipe its boot came through).
         spawned = new.pop()
-        assert Path(f"/proc/{spawned}/cmdline").read_bytes().split(b"\0")[1:3] == [
-            b"-m",
-            b"waitress_like.worker",
-        ]
+        assert os.readlink(f"/proc/{spawned}/fd/0") != os.readlink(f"/proc/{server.pid}/fd/0")
+        assert spawned in server.workers()
         assert server.stop() == 0
 
 
@@ -121,7 +121,7 @@ def test_reuse_port_gives_each_worker_its_own_socket():
         # there for nobody); what was queued on it then is reset, as documented.
         server.send(signal.SIGTTOU)
         (retired,) = server.wait_exited(1)
-        assert fd_kinds(server.pid)["socket"] == 1 + 1 + 2
+        wait_until(lambda: fd_kinds(server.pid)["socket"] == 1 + 1 + 2, "its socket to close")
         assert load.pids_since(lambda: None, answers=60) == new - {retired}
         load.stop()
         resets = load.failures[failed:]
@@ -273,3 +273,16 @@ def test_the_service_runner_supervises_workers_and_its_stop_drains_them():
         assert server.stop(signal.SIGTERM) == 0
         client.join(10)
     assert answers and answers[0] in pids
+
+
+@linux_only
+def test_proc_name_titles_the_processes():
+    pytest.importorskip("setproctitle")
+    with Supervised(["-w", "2", "--proc-name=shop", "--graceful-timeout=5", APP]) as server:
+        pids = server.wait_ready(2)
+        titles = {
+            pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in [server.pid, *pids]
+        }
+        assert titles[server.pid] == b"waitress_like: supervisor [shop]"
+        assert {titles[pid] for pid in pids} == {b"waitress_like: worker [shop]"}
+        assert server.stop() == 0

@@ -171,3 +171,31 @@ def _get_or_error(address: tuple[str, int], path: str) -> object:
         return get_pid(address, path)
     except (OSError, ValueError) as error:
         return error
+
+
+def test_a_reload_whose_workers_cannot_start_keeps_the_old_ones(tmp_path):
+    flag = tmp_path / "broken"
+    (tmp_path / "flaky.py").write_text(
+        "import os\n"
+        f"if os.path.exists({str(flag)!r}):\n"
+        "    raise RuntimeError('the new code is broken')\n"
+        "from tests.workers.apps import app\n"
+    )
+    with Supervised(["-w", "2", "--graceful-timeout=5", f"--chdir={tmp_path}", "flaky:app"]) as server:
+        old = set(server.wait_ready(2))
+        load = Load(server.address, threads=2)
+        flag.write_text("")
+        server.send(signal.SIGHUP)
+        server.wait_event(
+            re.compile(r"The new workers failed to start \(.*the new code is broken\); the 2 old ones")
+        )
+        assert load.pids_since(lambda: None, answers=30) <= old
+        assert set(server.workers()) == old
+        flag.unlink()
+        server.send(signal.SIGHUP)  # fixed: this time the reload goes through
+        new = set(server.wait_ready(2))
+        assert set(server.wait_exited(2)) == old
+        assert load.pids_since(lambda: None, answers=30) <= new
+        load.stop()
+        assert not load.failures
+        assert server.stop() == 0
