@@ -39,15 +39,16 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 from . import workerlink
-from .config import SETTINGS_BY_NAME, ListenAddress, Settings
+from .config import SETTINGS_BY_NAME, Settings
 from .errors import ConfigError, WaitressLikeError, describe_exception
 from .hooks import Hooks
 from .importer import load_application
-from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
+from .listeners import systemd_listen_fds
 from .process import PidFile, ProcessSettings, reopen_log_files, set_process_title
 from .proxy import trusted_proxy_from_environment
 from .worker import SETTLE_SECONDS, SpawnBoot, WorkerBoot
 from .workerproc import WorkerProcess, fork_worker, spawn_worker
+from .workersockets import WorkerSockets
 
 __all__ = [
     "AppSource",
@@ -182,15 +183,17 @@ class Supervisor:
             workerlink.RECYCLE: self._on_recycle,
             workerlink.BOOT_ERROR: self._on_boot_error,
         }
-        self._slots: dict[int, list[Listener]] = {}
-        self._listening: list[Listener] = []  # the first listeners bound: where we listen
-        self._generation = 0
+        self.sockets = WorkerSockets(self.settings)
+        self.failure: Optional[str] = None  # why workers could not start, once they could not
+        self._init_loop_state()
+
+    def _init_loop_state(self) -> None:
+        self._generation = 0  # workers of an older generation are replaced (SIGHUP)
         self._ages = 0
         self._start_failures = 0
         self._next_start_at = 0.0
         self._stopping: Optional[str] = None  # "graceful" or "immediate" once stopping
         self._clean = True
-        self.failure: Optional[str] = None
         self._events: collections.deque[str] = collections.deque()
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = socket.socketpair()
@@ -206,10 +209,10 @@ class Supervisor:
     @property
     def addresses(self) -> list[Any]:
         """Every bound address (as ``Server.addresses``)."""
-        return [listener.address for listener in self._listening]
+        return [listener.address for listener in self.sockets.listening]
 
     def print_listen(self, format_str: str = "Serving on {}") -> None:
-        for listener in self._listening:
+        for listener in self.sockets.listening:
             log.info(format_str.format(listener.display))
 
     def request_stop(self, graceful: bool = True) -> None:
@@ -255,8 +258,7 @@ class Supervisor:
         process.before_binding()
         if self.settings.preload_app and self.app_source.spec is not None:
             self.app_source = AppSource(app=self._load_app(), spec=self.app_source.spec)
-        self._slots[0] = self._listening = self._bind_primary()
-        for listener in self._listening:
+        for listener in self.sockets.bind():
             if listener.unix_path:
                 process.chown_for_user(listener.unix_path)
         if self.settings.pidfile:
@@ -342,11 +344,12 @@ class Supervisor:
 
     def _start_worker(self) -> None:
         self._ages += 1
-        worker = WorkerRecord(self._ages, self._generation, self._free_slot())
+        current = [w for w in self.workers if w.generation == self._generation and not w.superseded]
+        worker = WorkerRecord(self._ages, self._generation, self.sockets.free_slot(w.slot for w in current))
         self.hooks.call("pre_fork", self, worker)
         parent_end, child_end = socket.socketpair()
         try:
-            sockets = [listener.socket for listener in self._slot(worker.slot)]
+            sockets = self.sockets.sockets(worker.slot)
             worker.process = self._launch(worker, child_end, sockets, parent_end)
         except Exception as error:  # noqa: BLE001 - e.g. EAGAIN from fork, a bind error
             parent_end.close()
@@ -402,10 +405,7 @@ class Supervisor:
         """What a forked child must close: the supervisor's descriptors, not its own."""
         owned: list[Any] = [self._selector, self._wake_read, self._wake_write, parent_end]
         owned += [worker.link for worker in self.workers if worker.link is not None]
-        for index, listeners in self._slots.items():
-            if index != slot:
-                owned += [listener.socket for listener in listeners]
-        return owned
+        return owned + self.sockets.others(slot)
 
     def _start_failed(self, worker: WorkerRecord) -> None:
         self._start_failures += 1
@@ -539,7 +539,7 @@ class Supervisor:
             log.info("Worker %d (pid %s) %s", worker.age, worker.pid, described)
         else:
             log.warning("Worker %d (pid %s) %s; replacing it", worker.age, worker.pid, described)
-        self._close_unused_slots()
+        self.sockets.close_unused((worker.slot for worker in self.workers), self.num_workers)
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -574,7 +574,7 @@ class Supervisor:
         self._stopping = "graceful" if graceful else "immediate"
         if first:
             log.info("Shutting down: %s", "draining the workers" if graceful else "stopping the workers now")
-            self._close_slots()
+            self.sockets.close()
         else:
             log.info("Stopping the workers now")
         grace = self.settings.graceful_timeout + STOP_MARGIN_SECONDS if graceful else KILL_GRACE_SECONDS
@@ -589,7 +589,7 @@ class Supervisor:
             for worker in self.workers:  # only after an error in the loop itself
                 if worker.process is not None:
                     worker.process.kill()
-            self._close_slots()
+            self.sockets.close()
             for worker in list(self.workers):
                 self._close_link(worker)
             self._restore_signals()
@@ -626,51 +626,6 @@ class Supervisor:
         for signum, handler in self._previous_signals.items():
             signal.signal(signum, handler)
         self._previous_signals.clear()
-
-    # -- listening sockets ------------------------------------------------------------------
-
-    def _bind_primary(self) -> list[Listener]:
-        settings = self.settings
-        inherited = inherited_sockets(settings.fd)
-        return bind_listeners(
-            settings.listen, ipv4=settings.ipv4, ipv6=settings.ipv6, backlog=settings.backlog,
-            unix_socket=settings.unix_socket, unix_socket_perms=settings.unix_socket_perms,
-            sockets=(*settings.sockets, *inherited), reuse_port=settings.reuse_port,
-        )  # fmt: skip
-
-    def _slot(self, index: int) -> list[Listener]:
-        """The listeners of worker slot ``index``: with reuse_port each slot has sockets
-        of its own on the same addresses, bound when first needed; else all share slot 0."""
-        if index not in self._slots:
-            addresses = [
-                ListenAddress(listener.address[0], listener.address[1]) for listener in self._listening
-            ]
-            self._slots[index] = bind_listeners(
-                addresses, ipv4=True, ipv6=True, backlog=self.settings.backlog, reuse_port=True
-            )
-        return self._slots[index]
-
-    def _free_slot(self) -> int:
-        if not self.settings.reuse_port:
-            return 0
-        taken = {w.slot for w in self.workers if w.generation == self._generation and not w.superseded}
-        return min(set(range(len(taken) + 1)) - taken)
-
-    def _close_unused_slots(self) -> None:
-        """Close the sockets of slots that no worker uses once there are more slots than
-        ``num_workers`` (after TTOU). A slot whose worker died stays while it is wanted:
-        its queued connections wait for the replacement, which takes that slot."""
-        used = {worker.slot for worker in self.workers}
-        unused = sorted((index for index in self._slots if index not in used), reverse=True)
-        for index in unused[: max(0, len(self._slots) - self.num_workers)]:
-            for listener in self._slots.pop(index):
-                listener.close()
-
-    def _close_slots(self) -> None:
-        for listeners in self._slots.values():
-            for listener in listeners:
-                listener.close()
-        self._slots.clear()
 
     def _load_app(self) -> Any:
         assert self.app_source.spec is not None
