@@ -188,6 +188,11 @@ class WorkerControl:
         else:
             server.loop.call_soon_threadsafe(_retire, server)
 
+    @property
+    def stopping(self) -> bool:
+        """True once a stop (of any kind) was asked for."""
+        return self._pending is not None
+
     def handle(self, message: dict[str, Any]) -> None:
         handler = self.handlers.get(message["kind"])
         if handler is None:
@@ -263,6 +268,10 @@ def _build(boot: WorkerBoot, view: WorkerView, sockets: list[socket.socket]) -> 
     app, lifespan = resolve_application(app, settings.interface, settings.lifespan)
     if "pre_request" in boot.hooks or "post_request" in boot.hooks:
         app = HookMiddleware(app, boot.hooks, view)
+    for sock in sockets:
+        # Every worker wakes for a new connection and one gets it: accept() must never
+        # block the others (a socket received with fromshare() starts out blocking).
+        sock.setblocking(False)
     # No unix_path: the supervisor owns a unix socket's file and removes it at the end.
     server = Server(app, settings, [Listener(sock) for sock in sockets], lifespan)
     view.server = server
@@ -327,7 +336,7 @@ def _read_link(link: socket.socket, control: WorkerControl) -> None:
         except (OSError, ValueError, workerlink.LinkError):
             messages = None
         if messages is None:
-            if control.server is None or not control.server.context.draining:
+            if not control.stopping:  # else the supervisor closed the link after its stop
                 log.warning("worker %d: the supervisor is gone; stopping", os.getpid())
             control.request(GRACEFUL)
             return
