@@ -778,7 +778,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Worker processes, each a complete server (a loop thread and ``threads`` "
             "worker threads) on the same listening sockets, started and supervised by a "
             "parent process: a worker that dies is replaced, SIGHUP restarts them all "
-            "without failing a request (see the deployment page). 1 serves in the one "
+            "without failing a request (see the worker processes page). 1 serves in the one "
             "process, as waitress does. On the command line the default is the "
             "``WEB_CONCURRENCY`` environment variable when it is set.",
             "workers"),

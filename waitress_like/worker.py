@@ -137,14 +137,16 @@ class SupervisorView:
 
 
 class WorkerView:
-    """The ``worker`` argument of hooks that run in a worker."""
+    """The ``worker`` argument of hooks that run in a worker. ``link`` sends messages to
+    the supervisor (see :mod:`waitress_like.workerlink`), from any thread."""
 
-    def __init__(self, age: int, settings: Settings) -> None:
+    def __init__(self, age: int, settings: Settings, link: Optional[workerlink.LinkWriter] = None) -> None:
         self.age = age
         self.pid = os.getpid()
         self.settings = settings
         self.log = log
         self.server: Optional[Server] = None
+        self.link = link
 
 
 class WorkerControl:
@@ -235,7 +237,7 @@ def run_worker(boot: WorkerBoot, link: socket.socket, sockets: list[socket.socke
     link.setblocking(False)
     writer = workerlink.LinkWriter(link)
     control = WorkerControl()
-    view = WorkerView(boot.age, boot.settings)
+    view = WorkerView(boot.age, boot.settings, writer)
     _install_signals(control, boot.hooks, view)
     threading.Thread(target=_read_link, args=(link, control), name="waitress_like-link", daemon=True).start()
     try:

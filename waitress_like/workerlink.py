@@ -35,9 +35,11 @@ Supervisor to worker:
 ``reopen_logs``    ``{"kind": "reopen_logs"}``: reopen log files (SIGUSR1).
 
 Adding a kind (say per-worker metrics snapshots): add its name below, send it with
-:meth:`LinkWriter.send`, and register a handler for it on the receiving side
-(``Supervisor.message_handlers`` in the supervisor, ``WorkerControl.handlers`` in a
-worker). Keep messages small: they share the link with heartbeats.
+:meth:`LinkWriter.send` (in a worker, the writer is ``WorkerView.link``, which hooks get
+as ``worker.link``; a loop-thread timer such as the heartbeat's is a good place), and
+register a handler for it on the receiving side (``Supervisor.message_handlers`` in the
+supervisor, called with the worker's record and the message; ``WorkerControl.handlers``
+in a worker). Keep messages small: they share the link with heartbeats.
 
 Thread contract: :class:`LinkWriter` may be used from any thread (sends are serialised
 and never block: the socket is non-blocking and what does not fit waits in a bounded

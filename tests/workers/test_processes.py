@@ -286,3 +286,33 @@ def test_proc_name_titles_the_processes():
         assert titles[server.pid] == b"waitress_like: supervisor [shop]"
         assert {titles[pid] for pid in pids} == {b"waitress_like: worker [shop]"}
         assert server.stop() == 0
+
+
+@linux_only
+def test_a_new_message_kind_needs_only_a_sender_and_a_handler():
+    # How a later feature (per-worker metrics) extends the link: the worker sends with
+    # worker.link, the supervisor registers a handler; kinds nobody handles are ignored.
+    code = """
+        from waitress_like.hooks import Hooks
+        from waitress_like.supervisor import AppSource, Supervisor
+
+        def post_worker_init(worker):
+            worker.link.send("metrics", pid=worker.pid, requests=0)
+            worker.link.send("something-new", anything=[1, 2])
+
+        supervisor = Supervisor(
+            AppSource(spec="tests.workers.apps:app"),
+            {"listen": "127.0.0.1:0", "workers": 2, "graceful_timeout": 5},
+            Hooks({"post_worker_init": post_worker_init}),
+        )
+        supervisor.message_handlers["metrics"] = lambda worker, message: logging.getLogger(
+            "waitress_like").info("metrics from worker %d: pid %d", worker.age, message["pid"])
+        raise SystemExit(0 if supervisor.run() else 1)
+    """
+    with Supervised(_snippet(code), snippet=True) as server:
+        pids = set(server.wait_ready(2))
+        # Sent in post_worker_init, so handled before each worker said it was ready.
+        reported = {int(pid) for pid in re.findall(r"metrics from worker \d+: pid (\d+)", server.stderr)}
+        assert reported == pids
+        assert get_pid(server.address) in pids
+        assert server.stop() == 0
