@@ -32,6 +32,7 @@ TEST_EXTRAS = [
     "trustme",
     "prometheus_client",
     "websockets",
+    "setproctitle",
 ]
 
 setup(
@@ -49,6 +50,7 @@ setup(
         "test": TEST_EXTRAS,
         "paste": ["PasteDeploy"],
         "reload": ["watchfiles"],
+        "setproctitle": ["setproctitle"],
         "windows": ['pywin32; sys_platform == "win32"'],
         "docs": ["Sphinx"],
         "lint": ["ruff", "mypy"],

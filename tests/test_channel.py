@@ -429,6 +429,21 @@ def test_drain_closes_connections_that_have_no_request_in_the_app(partial: bytes
         harness.close()
 
 
+def test_drain_serves_a_request_that_arrived_before_it_but_was_not_read_yet() -> None:
+    harness = ChannelHarness(_hello)
+    harness.owner.draining = True  # as the server is when it calls drain()
+    try:
+        harness.client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # not pumped: unread
+        assert harness.channel.drain() is False
+        harness.serve_next()
+        harness.settle()
+        received = harness.received()
+        assert received.startswith(b"HTTP/1.1 200 ")
+        assert b"Connection: close" in received
+    finally:
+        harness.close()
+
+
 def test_drain_waits_for_a_request_in_the_app_and_drops_the_ones_behind_it() -> None:
     harness = ChannelHarness(_hello)
     try:

@@ -312,8 +312,12 @@ def test_check_config_does_not_bind(app_dir: Path):
 def test_print_config_round_trips(capsys: pytest.CaptureFixture[str]):
     assert main(["--print-config", "--threads=7", "--listen=127.0.0.1:9000", "--listen=[::1]:9001"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    lines = [line for line in lines if not line.startswith("#")]
     printed = dict(line.split(" = ", 1) if " = " in line else (line[:-2], "") for line in lines)
     assert list(printed) == [s.name for s in SETTINGS if s.accepts_text]
+    # Where the values come from: comment lines, so the output is still a valid ini section.
+    assert comments[1:] == ["#   listen: command line", "#   threads: command line"]
     assert printed["threads"] == "7"
     assert printed["listen"] == "127.0.0.1:9000 [::1]:9001"
     assert printed["unix_socket_perms"] == "600"

@@ -117,6 +117,18 @@ OUR_OWN = {
     "ws_ping_interval": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
     "ws_ping_timeout": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
     "ws_per_message_deflate": "issue 16: WebSockets for ASGI applications (uvicorn's names)",
+    "workers": "issue 18: supervised worker processes",
+    "reuse_port": "issue 18: supervised worker processes",
+    "preload_app": "issue 18: supervised worker processes",
+    "worker_timeout": "issue 18: supervised worker processes",
+    "max_requests": "issue 18: supervised worker processes",
+    "max_requests_jitter": "issue 18: supervised worker processes",
+    "pidfile": "issue 18: supervised worker processes",
+    "proc_name": "issue 18: supervised worker processes",
+    "user": "issue 18: supervised worker processes",
+    "group": "issue 18: supervised worker processes",
+    "umask": "issue 18: supervised worker processes",
+    "chdir": "issue 18: supervised worker processes",
 }
 
 
@@ -489,6 +501,19 @@ BAD_VALUES = [
     ("statsd_prefix", 5),
     ("dogstatsd_tags", "env:prod|#x"),
     ("dogstatsd_tags", 5),
+    ("workers", "0"),
+    ("workers", "many"),
+    ("reuse_port", "sometimes"),
+    ("preload_app", "2"),
+    ("worker_timeout", "-1"),
+    ("max_requests", "-5"),
+    ("max_requests_jitter", "lots"),
+    ("pidfile", 5),
+    ("proc_name", 5),
+    ("user", "root\nx"),
+    ("group", 5),
+    ("umask", "999"),
+    ("chdir", ["/"]),
 ]
 
 

@@ -602,6 +602,12 @@ class Channel:
         """
         if self.state is ChannelState.LINGERING:
             return True
+        if self.state is ChannelState.OPEN and not self._active_is_request and not self._peer_eof:
+            # Take what the client has already sent: a request that reached us before
+            # the drain began is served (as the last one), not dropped.
+            self._read()
+            if self.state is ChannelState.CLOSED:
+                return True
         if not self._active_is_request:
             self.close()
             return True

@@ -15,24 +15,30 @@ that cannot be bound, requests cut because the shutdown grace period ran out).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
+import os
 import sys
 import traceback
 import warnings
-from typing import Any, Iterator, NoReturn, Optional, Sequence
+from typing import Any, Iterator, Mapping, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import SETTINGS, SETTINGS_BY_NAME, TOPICS, Setting, Settings
+from .configfile import ConfigFileError, ResolvedConfig, resolve
 from .errors import ConfigError, WaitressLikeError, describe_exception
 from .importer import AppLoadError, AppSpecError, load_application
+from .listeners import BindError
 
 __all__ = [
     "CLIError",
+    "SHORT_OPTIONS",
     "add_setting_option",
     "build_parser",
     "format_settings",
+    "format_sources",
     "format_value",
     "load_app",
     "main",
@@ -164,6 +170,13 @@ def _add_application_options(group: Any) -> None:
         default=False,
         help="call OBJECT without arguments to get the application (an application factory)",
     )
+    group.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="a Python config file, as gunicorn.conf.py: module-level names are settings "
+        "or hooks; options given here override it (SIGHUP reads it again)",
+    )
 
 
 def _add_command_options(group: Any) -> None:
@@ -206,6 +219,10 @@ def _is_repeatable(setting: Setting) -> bool:
     return setting.type_name.startswith("list of ")
 
 
+#: Short options of settings, as gunicorn spells them.
+SHORT_OPTIONS = {"workers": "-w"}
+
+
 def add_setting_option(group: Any, setting: Setting) -> None:
     """Add ``setting``'s option (``--name`` / ``--no-name`` for flags) to a parser group."""
     plain_help = setting.help.replace("``", "")  # the table's help is reST for the docs
@@ -226,7 +243,10 @@ def add_setting_option(group: Any, setting: Setting) -> None:
             help=help_text + " May be repeated.",
         )
     else:
-        group.add_argument(setting.cli_option, dest=setting.name, metavar=setting.metavar, help=help_text)
+        names = [SHORT_OPTIONS[setting.name]] if setting.name in SHORT_OPTIONS else []
+        group.add_argument(
+            *names, setting.cli_option, dest=setting.name, metavar=setting.metavar, help=help_text
+        )
 
 
 def settings_given(options: argparse.Namespace) -> dict[str, Any]:
@@ -244,8 +264,28 @@ def _option_name(setting_name: str) -> str:
     return setting.cli_option if setting is not None and setting.accepts_text else setting_name
 
 
-def _config_message(error: ConfigError) -> str:
+def _config_message(error: ConfigError, sources: Optional[Mapping[str, str]] = None) -> str:
+    source = (sources or {}).get(error.setting, "")
+    if source.startswith("config file"):  # name it as the file does, and the file
+        return f"{error.setting} ({source}): {error.reason} (got {error.value!r})"
     return f"{_option_name(error.setting)}: {error.reason} (got {error.value!r})"
+
+
+@contextlib.contextmanager
+def _reported(sources: Optional[Mapping[str, str]] = None) -> Iterator[None]:
+    """Turn the errors of starting a server into CLIError, one line each."""
+    try:
+        yield
+    except ConfigError as error:
+        raise CLIError(_config_message(error, sources)) from None
+    except BindError as error:
+        raise CLIError(error.strerror or str(error)) from None
+    except AppSpecError as error:
+        raise CLIError(error.message, EXIT_USAGE) from None
+    except AppLoadError as error:
+        raise CLIError(error.message) from error.__cause__
+    except WaitressLikeError as error:  # a lifespan startup, a hook, workers that cannot start
+        raise CLIError(str(error)) from error.__cause__
 
 
 def _unknown_argument_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:
@@ -281,14 +321,15 @@ def load_app(spec: str, call: bool = False) -> Any:
 # --------------------------------------------------------------------------- settings
 
 
-def validate_settings(given: dict[str, Any]) -> Settings:
-    """Validate the command line's settings; warnings go to stderr, errors are CLIError."""
+def validate_settings(given: dict[str, Any], sources: Optional[Mapping[str, str]] = None) -> Settings:
+    """Validate the command line's settings; warnings go to stderr, errors are CLIError
+    (naming the config file for a value that came from one, as ``sources`` says)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             settings = Settings.from_mapping(given)
         except ConfigError as error:
-            raise CLIError(_config_message(error)) from None
+            raise CLIError(_config_message(error, sources)) from None
     for warning in caught:
         print(f"{PROGRAM}: warning: {warning.message}", file=sys.stderr)
     return settings
@@ -342,6 +383,17 @@ def format_settings(settings: Settings) -> list[str]:
 # --------------------------------------------------------------------------- commands
 
 
+def format_sources(config: ResolvedConfig) -> list[str]:
+    """Comment lines saying where each setting not at its default came from, and the hooks."""
+    lines = ["# where the values come from (every other setting: its default):"]
+    for setting in SETTINGS:
+        if setting.accepts_text and setting.name in config.sources:
+            lines.append(f"#   {setting.name}: {config.source(setting.name)}")
+    if config.hooks:
+        lines.append(f"# hooks from {config.config_path}: {', '.join(sorted(config.hooks))}")
+    return lines
+
+
 def _check_config(spec: Optional[str], call: bool, given: dict[str, Any]) -> int:
     problems = list(_each_setting_problem(given))
     if not spec:
@@ -359,50 +411,70 @@ def _check_config(spec: Optional[str], call: bool, given: dict[str, Any]) -> int
     return EXIT_OK
 
 
-def _serve(app: Any, given: dict[str, Any]) -> int:
-    """Serve until SIGTERM or SIGINT, then drain; 0 if every request in flight finished.
-
-    What ``serve()`` does, keeping the server to learn whether the drain was clean.
-    """
+@contextlib.contextmanager
+def _logging_from(given: Mapping[str, Any]) -> Iterator[None]:
+    """Logging set up from the logging settings, for as long as the server runs."""
     from .logsetup import configure_logging, logging_settings
 
-    try:
+    with _reported():
         logs = configure_logging(logging_settings(given))
-    except ConfigError as error:
-        raise CLIError(_config_message(error)) from None
     try:
-        return _serve_logged(app, given)
+        yield
     finally:
         logs.close()
 
 
-def _serve_logged(app: Any, given: dict[str, Any]) -> int:
-    from . import create_server
-    from .listeners import BindError
-    from .server import run_until_signalled
+def _serve(app: Any, given: dict[str, Any]) -> int:
+    """Serve in this process until SIGTERM or SIGINT, then drain; 0 if every request in
+    flight finished. What ``serve()`` does, keeping the result of the drain."""
+    from .process import run_one_process
 
-    try:
-        server = create_server(app, **given)
-    except ConfigError as error:
-        raise CLIError(_config_message(error)) from None
-    except BindError as error:
-        raise CLIError(error.strerror or str(error)) from None
-    server.print_listen("Serving on {}")
-    try:
-        clean = run_until_signalled(server)
-    except KeyboardInterrupt:
-        clean = server.drained_cleanly
-    except WaitressLikeError as error:  # e.g. an ASGI application's lifespan startup failed
-        raise CLIError(str(error)) from error
-    finally:
-        server.close()
+    with _logging_from(given), _reported():
+        clean = run_one_process(app, given)
     return EXIT_OK if clean else EXIT_FAILURE
 
 
+def _supervise(spec: str, call: bool, config: ResolvedConfig) -> int:
+    """Serve with worker processes (see :mod:`waitress_like.supervisor`)."""
+    from .hooks import Hooks
+    from .supervisor import AppSource, Supervisor
+
+    def reload_config() -> tuple[dict[str, Any], Hooks]:
+        fresh = resolve(config.command_line, config.config_path, os.environ)
+        return fresh.given, Hooks(fresh.hooks)
+
+    with _logging_from(config.given):
+        with _reported(config.sources):
+            supervisor = Supervisor(
+                AppSource(spec=spec, call_factory=call),
+                config.given,
+                Hooks(config.hooks),
+                config_path=config.config_path,
+                reload_config=reload_config,
+            )
+        with _reported(config.sources):
+            clean = supervisor.run()
+    return EXIT_OK if clean else EXIT_FAILURE
+
+
+def _resolve(options: argparse.Namespace) -> ResolvedConfig:
+    """The settings from every source; warnings about the config file go to stderr."""
+    try:
+        config = resolve(settings_given(options), getattr(options, "config", None), os.environ)
+    except ConfigError as error:
+        raise CLIError(_config_message(error)) from None
+    except ConfigFileError as error:
+        raise CLIError(str(error)) from error.__cause__
+    for warning in config.warnings:
+        print(f"{PROGRAM}: warning: {warning}", file=sys.stderr)
+    return config
+
+
 def _run(options: argparse.Namespace) -> int:
-    given = settings_given(options)
+    config = _resolve(options)
+    given = config.given
     if options.print_config:
-        for line in format_settings(validate_settings(given)):
+        for line in format_settings(validate_settings(given, config.sources)) + format_sources(config):
             print(line)
         return EXIT_OK
     positional = getattr(options, "app", None)
@@ -414,7 +486,7 @@ def _run(options: argparse.Namespace) -> int:
         return _check_config(spec, options.call, given)
     if not spec:
         raise CLIError("no application given: name it as MODULE:OBJECT (see --help)", EXIT_USAGE)
-    validate_settings(given)  # before importing a possibly slow application
+    settings = validate_settings(given, config.sources)  # before importing a possibly slow application
     if options.reload:
         from .reload import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, run_with_reloader
 
@@ -425,8 +497,9 @@ def _run(options: argparse.Namespace) -> int:
             getattr(options, "reload_include", None) or DEFAULT_INCLUDE,
             getattr(options, "reload_exclude", None) or DEFAULT_EXCLUDE,
         )
-    app = load_app(spec, options.call)
-    return _serve(app, given)
+    if settings.workers > 1 or settings.max_requests > 0 or config.hooks:
+        return _supervise(spec, options.call, config)
+    return _serve(load_app(spec, options.call), given)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

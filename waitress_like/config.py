@@ -66,6 +66,7 @@ TOPICS: Mapping[str, str] = {
     "proxy": "Proxy",
     "logging": "Logging",
     "metrics": "Metrics",
+    "workers": "Worker processes",
     "compat": "Compatibility",
 }
 
@@ -1056,6 +1057,67 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dogstatsd_tags", _dogstatsd_tags, "",
             "Datadog (dogstatsd) tags added to every statsd line, separated by commas "
             "(``env:prod,service:shop``).", "metrics"),
+    # workers: supervised worker processes (supervisor.py); workers = 1 is one process
+    Setting("workers", _at_least_one, 1,
+            "Worker processes, each a complete server (a loop thread and ``threads`` "
+            "worker threads) on the same listening sockets, started and supervised by a "
+            "parent process: a worker that dies is replaced, SIGHUP restarts them all "
+            "without failing a request (see the worker processes page). 1 serves in the one "
+            "process, as waitress does. On the command line the default is the "
+            "``WEB_CONCURRENCY`` environment variable when it is set.",
+            "workers"),
+    Setting("reuse_port", _bool, False,
+            "Give each worker a listening socket of its own (``SO_REUSEPORT``), so the "
+            "kernel spreads connections evenly over the workers, instead of one socket "
+            "they all accept from. TCP addresses only; not on Windows.",
+            "workers"),
+    Setting("preload_app", _bool, False,
+            "Import the application in the supervisor before the workers are forked, so "
+            "they share its memory and a broken application fails before any worker "
+            "starts. The application's code is then not reloaded by SIGHUP. Not on "
+            "Windows, where every worker imports the application itself.",
+            "workers"),
+    Setting("worker_timeout", _optional_seconds, 30,
+            "Seconds a worker's loop thread may go without reporting to the supervisor "
+            "before the worker is killed and replaced (gunicorn's ``timeout``). Requests "
+            "that take long in the worker threads do not count: only a stuck loop does. "
+            "Applies while a worker starts too. 0 turns it off.",
+            "workers"),
+    Setting("max_requests", _at_least_zero, 0,
+            "Replace a worker after it has served about this many requests: a new worker "
+            "starts, then the old one finishes its requests and exits, so a leak in the "
+            "application stays bounded. 0: never.",
+            "workers"),
+    Setting("max_requests_jitter", _at_least_zero, 0,
+            "Add a random 0 to this many requests to each worker's ``max_requests``, so "
+            "the workers are not all replaced at the same moment.",
+            "workers"),
+    Setting("pidfile", _path, None,
+            "Write the server's process id to this file while it runs (the supervisor's "
+            "when there are workers); refused if the file names a running process.",
+            "workers"),
+    Setting("proc_name", _optional_text, None,
+            "Name shown in process titles (``ps``, ``top``), e.g. ``waitress_like: worker "
+            "[NAME]``. Needs the ``setproctitle`` package (the ``setproctitle`` extra); "
+            "unset: the application's name.",
+            "workers"),
+    Setting("user", _optional_text, None,
+            "Run the workers as this user (name or number) once the sockets are bound, "
+            "so that a server started as root can listen on port 80 and serve without "
+            "privileges. Unix only; the server must start as root.",
+            "workers"),
+    Setting("group", _optional_text, None,
+            "Run the workers with this group (name or number); default: the group of "
+            "``user``. Unix only; the server must start as root.",
+            "workers"),
+    Setting("umask", _optional(_permissions), None,
+            "File mode creation mask of the server's processes, as an octal string such "
+            "as ``027``; unset leaves it as inherited. Unix only.",
+            "workers", default_text="(inherited)"),
+    Setting("chdir", _path, None,
+            "Change to this directory before loading the application (it then becomes "
+            "the importable current directory).",
+            "workers"),
     # compat: accepted and checked so that waitress configurations load; no effect.
     Setting("asyncore_loop_timeout", _seconds, 1,
             "Accepted for waitress compatibility; has no effect: the event loop sleeps "
@@ -1254,6 +1316,19 @@ class Settings:
     statsd_host: Optional[tuple[str, int]]
     statsd_prefix: str
     dogstatsd_tags: str
+    # workers
+    workers: int
+    reuse_port: bool
+    preload_app: bool
+    worker_timeout: float
+    max_requests: int
+    max_requests_jitter: int
+    pidfile: Optional[str]
+    proc_name: Optional[str]
+    user: Optional[str]
+    group: Optional[str]
+    umask: Optional[int]
+    chdir: Optional[str]
     # compat
     asyncore_loop_timeout: float
     send_bytes: int
@@ -1459,6 +1534,7 @@ def _check_conflicts(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> N
     if resolved["proxy_protocol"] != "off" and resolved["trusted_proxy"] is None:
         fail("proxy_protocol", "has no meaning without trusted_proxy")
     _check_logging_sources(resolved, fail)
+    _check_worker_settings(resolved, fail)
 
 
 def _check_logging_sources(resolved: Mapping[str, Any], fail: Callable[[str, str], NoReturn]) -> None:
@@ -1470,6 +1546,20 @@ def _check_logging_sources(resolved: Mapping[str, Any], fail: Callable[[str, str
         )
     if configurations and resolved["errorlog"] is not None:
         fail("errorlog", f"cannot be combined with {configurations[0]}, which says where the log goes")
+
+
+def _check_worker_settings(resolved: Mapping[str, Any], fail: Callable[[str, str], NoReturn]) -> None:
+    """Settings of the worker processes that need a platform feature or TCP listeners."""
+    if resolved["reuse_port"]:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            fail("reuse_port", "SO_REUSEPORT is not available on this platform")
+        for other in ("unix_socket", "fd", "sockets"):
+            if resolved[other]:
+                fail("reuse_port", f"cannot be combined with {other}: it binds a new socket per worker")
+    if os.name == "nt":
+        for name in ("user", "group", "umask", "preload_app"):
+            if resolved[name] is not None and resolved[name] is not False:
+                fail(name, "is not available on Windows")
 
 
 def _check_address_families(

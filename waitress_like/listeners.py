@@ -61,9 +61,13 @@ class Listener:
                 pass
 
 
-def _tcp_socket(family: int, sockaddr: Any, backlog: int) -> socket.socket:
+def _tcp_socket(family: int, sockaddr: Any, backlog: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if reuse_port:
+            # One socket per worker process on the same address; the kernel spreads
+            # connections over them. Every socket of the group must set it before bind.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if _WINDOWS:
             # On Windows SO_REUSEADDR lets another process steal the port; this refuses.
             sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_EXCLUSIVEADDRUSE", 0), 1)
@@ -98,6 +102,7 @@ def bind_listeners(
     unix_socket_perms: int = 0o600,
     sockets: Iterable[socket.socket] = (),
     tls: bool = False,
+    reuse_port: bool = False,
 ) -> list[Listener]:
     """Bind every address; on any failure close what was bound and raise :class:`BindError`.
 
@@ -105,7 +110,9 @@ def bind_listeners(
     optionally ``tls`` (see :class:`~waitress_like.config.ListenAddress`). ``sockets`` are
     already bound by the caller: they are put in listening, non-blocking mode and adopted
     as they are. ``tls`` marks the ``sockets`` and the ``unix_socket`` listeners as TLS
-    (one choice for all of them: they carry no scheme of their own).
+    (one choice for all of them: they carry no scheme of their own). ``reuse_port`` sets
+    ``SO_REUSEPORT`` on the TCP sockets bound here, so that more sockets can be bound to
+    the same addresses later.
     """
     listeners: list[Listener] = []
     try:
@@ -115,7 +122,7 @@ def bind_listeners(
             listeners.append(Listener(sock, is_tls=tls))
         for address in listen:
             bound = _bind_address(
-                address.host, address.port, ipv4, ipv6, backlog, getattr(address, "tls", False)
+                address.host, address.port, ipv4, ipv6, backlog, getattr(address, "tls", False), reuse_port
             )
             listeners.extend(bound)
         if unix_socket:
@@ -128,7 +135,13 @@ def bind_listeners(
 
 
 def _bind_address(
-    host: str | None, port: int, ipv4: bool, ipv6: bool, backlog: int, tls: bool = False
+    host: str | None,
+    port: int,
+    ipv4: bool,
+    ipv6: bool,
+    backlog: int,
+    tls: bool = False,
+    reuse_port: bool = False,
 ) -> list[Listener]:
     try:
         infos = socket.getaddrinfo(
@@ -147,7 +160,7 @@ def _bind_address(
                 continue
             seen.add(key)
             try:
-                bound.append(Listener(_tcp_socket(family, sockaddr, backlog), is_tls=tls))
+                bound.append(Listener(_tcp_socket(family, sockaddr, backlog, reuse_port), is_tls=tls))
             except OSError as error:
                 if host is None and error.errno == errno.EAFNOSUPPORT:
                     continue  # "*" on a host without IPv6: serve the families it has

@@ -27,6 +27,7 @@ import json
 import logging
 import logging.config
 import logging.handlers
+import os
 import queue
 import sys
 import threading
@@ -198,6 +199,17 @@ class LogSetup:
         self._thread.start()
         _active = self
 
+    def restart_after_fork(self) -> None:
+        """In a forked child (a worker): the writer thread did not survive the fork, and
+        the queue may have been mid-operation. A fresh queue and thread take over; what
+        the parent had queued is the parent's to write."""
+        self.logger.removeHandler(self._queue_handler)
+        self._records = queue.SimpleQueue()
+        self._queue_handler = _QueueHandler(self._records)
+        self.logger.addHandler(self._queue_handler)
+        self._thread = threading.Thread(target=self._write, name="waitress_like-log", daemon=True)
+        self._thread.start()
+
     def _write(self) -> None:
         while True:
             item = self._records.get()
@@ -280,6 +292,16 @@ def _reopen(handler: logging.FileHandler) -> None:
         sys.stderr.write(f"waitress_like: cannot reopen log file {handler.baseFilename}: {error}\n")
     finally:
         handler.release()
+
+
+def _restart_after_fork() -> None:
+    setup = _active
+    if setup is not None:
+        setup.restart_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 def reopen_log_files_soon() -> None:

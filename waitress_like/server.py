@@ -206,6 +206,11 @@ class Server:
         waiting for requests in flight. Returns at once."""
         self.loop.call_soon_from_signal(self._force_stop)
 
+    def stop_accepting(self) -> None:
+        """Loop thread: accept no new connection, for good, and go on serving the open
+        ones (a worker process being replaced does this before it drains)."""
+        self.acceptor.close()
+
     def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
         """Loop thread: stop accepting, close idle connections, finish the others."""
         if not self._enter(ServerState.DRAINING):
@@ -424,6 +429,15 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
             settings = {**settings, "fd": systemd_fds}
     settings = trusted_proxy_from_environment(settings, os.environ)
     validated = Settings.from_mapping(settings)
+    if validated.workers > 1:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "workers",
+            validated.workers,
+            "create_server() builds one server in this process; for worker processes use serve() "
+            "or waitress-like-serve",
+        )
     app, lifespan = resolve_application(app, validated.interface, validated.lifespan)
     inherited = inherited_sockets(validated.fd)
     listeners = bind_listeners(

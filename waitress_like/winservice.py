@@ -204,8 +204,15 @@ class ServiceRunner:
         from . import create_server
         from .importer import load_application
         from .paste import load_ini, split_ini_spec
+        from .supervisor import AppSource, Supervisor, wants_supervisor
 
         ini = split_ini_spec(self.app_spec)
+        if ini is None and wants_supervisor(self.settings, {}):
+            # Worker processes: each imports the application itself (spawned on Windows).
+            source = AppSource(spec=self.app_spec, call_factory=self.call)
+            supervisor = Supervisor(source, dict(self.settings), log_listen=False)
+            supervisor.start()
+            return supervisor  # type: ignore[return-value]  # Server's run/close/print_listen/settings
         if ini is not None:
             app, ini_settings = load_ini(ini[0], ini[1])
             settings = {**ini_settings, **self.settings}
