@@ -1,9 +1,10 @@
 """Composition: listeners, the loop, the worker pool and the application, run together.
 
 Thread contract: :meth:`Server.run` runs the loop on the calling thread until
-:meth:`Server.close`, which any thread may call (:meth:`Server.drain_soon` and
-:meth:`Server.stop_soon` also from signal handlers). Everything else here runs on the
-loop thread once ``run()`` has started.
+:meth:`Server.close`, which any thread may call (:meth:`Server.drain_soon`,
+:meth:`Server.stop_soon` and :meth:`Server.reload_tls_soon` also from signal handlers;
+:meth:`Server.reload_tls` from any thread). Everything else here runs on the loop thread
+once ``run()`` has started.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from .buffers import OutputPipe
 from .channel import Channel
 from .channel_policy import ChannelPolicy
 from .config import Settings
+from .errors import ConfigError
 from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
 from .loop import EventLoop
 from .pool import WorkerPool
 from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
+from .tls import TLSContextHolder, create_context_holder
 from .wsgi import WSGIGateway, WSGIRequest
 
 __all__ = ["Server", "ServerState", "create_server", "run_until_signalled"]
@@ -63,7 +66,8 @@ class Server:
     :class:`ServerState`; it changes only through :meth:`_enter`, on the loop thread once
     :meth:`run` has begun (before that, :meth:`run` and :meth:`close` move it from NEW).
 
-    To its channels it is their :class:`~waitress_like.channel.ChannelOwner`.
+    To its channels it is their :class:`~waitress_like.channel.ChannelOwner`. ``tls``
+    holds the certificate context that connections to TLS listeners start with.
     """
 
     def __init__(
@@ -74,12 +78,16 @@ class Server:
         lifespan: Any = None,
         *,
         loop: Optional[EventLoop] = None,
+        tls: Optional[TLSContextHolder] = None,
     ) -> None:
+        if tls is None and any(listener.is_tls for listener in listeners):
+            raise ValueError("TLS listeners need a TLSContextHolder (see create_server)")
         self.application = app
         # startup() before serving, shutdown() after the workers stop (an ASGIAdapter).
         self.lifespan = lifespan
         self.settings = settings
         self.listeners = listeners
+        self.tls = tls
         self.loop = loop if loop is not None else EventLoop()
         self.pool = WorkerPool(
             settings.threads,
@@ -198,6 +206,37 @@ class Server:
         waiting for requests in flight. Returns at once."""
         self.loop.call_soon_from_signal(self._force_stop)
 
+    def reload_tls(self) -> bool:
+        """Any thread: read the certificate files again (and run the ``ssl_context`` hook
+        again); new connections use the result, open ones keep what they started with.
+
+        The files are read and the context built on the calling thread, in milliseconds;
+        from the loop thread that pauses serving, so signal handlers use
+        :meth:`reload_tls_soon`. Logs the outcome. Returns True when the new certificate
+        is in use; False when the reload failed (the previous certificate stays in use)
+        or no listener serves TLS.
+        """
+        if self.tls is None:
+            log.warning("Certificate reload asked for, but no listener serves TLS")
+            return False
+        try:
+            fresh = self.tls.reload()
+        except ConfigError as error:
+            log.error("Certificate reload failed; still serving the previous certificate: %s", error)
+            return False
+        log.info("Certificates reloaded from %s (reload %d)", self.settings.certfile, fresh.generation)
+        return True
+
+    def reload_tls_soon(self) -> None:
+        """Any thread, or a signal handler: :meth:`reload_tls` on a thread of its own, so
+        the loop goes on serving while the files are read. Returns at once."""
+        self.loop.call_soon_from_signal(self._start_tls_reload)
+
+    def _start_tls_reload(self) -> None:
+        # Started from the loop, not from the signal handler: Thread.start takes locks
+        # the interrupted main thread might hold.
+        threading.Thread(target=self.reload_tls, name="waitress_like-tls-reload", daemon=True).start()
+
     def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
         """Loop thread: stop accepting, close idle connections, finish the others."""
         if not self._enter(ServerState.DRAINING):
@@ -306,7 +345,8 @@ class Server:
         except OSError:
             sock.close()
             return
-        channel = Channel(self.policy, self, sock, peer, listener)
+        tls = self.tls.current() if listener.is_tls and self.tls is not None else None
+        channel = Channel(self.policy, self, sock, peer, listener, tls)
         self.channels.add(channel, address)
 
     def _schedule_cleanup(self) -> None:
@@ -353,8 +393,9 @@ def _refuse_over_address_cap(sock: socket.socket, server_header: str) -> None:
 
 def run_until_signalled(server: Server) -> bool:
     """Run ``server`` on this (main) thread; SIGTERM/SIGINT (and Ctrl-Break on Windows)
-    drain it gracefully, a second signal stops it at once. Returns True if the drain was
-    clean (every request in flight finished within the grace period).
+    drain it gracefully, a second signal stops it at once. With TLS listeners, SIGHUP
+    reloads the certificates (:meth:`Server.reload_tls_soon`). Returns True if the drain
+    was clean (every request in flight finished within the grace period).
     """
     signal_names = ["SIGTERM", "SIGINT", "SIGBREAK"]
     signals = [getattr(signal, name) for name in signal_names if hasattr(signal, name)]
@@ -367,11 +408,16 @@ def run_until_signalled(server: Server) -> bool:
         else:
             server.stop_soon()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        server.reload_tls_soon()
+
     previous = {}
     previous_wakeup_fd = None
     if threading.current_thread() is threading.main_thread():
         for signum in signals:
             previous[signum] = signal.signal(signum, on_signal)
+        if server.tls is not None and hasattr(signal, "SIGHUP"):
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         previous_wakeup_fd = signal.set_wakeup_fd(server.loop.wakeup_fileno(), warn_on_full_buffer=False)
     try:
         server.run()
@@ -399,6 +445,8 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
     settings = trusted_proxy_from_environment(settings, os.environ)
     validated = Settings.from_mapping(settings)
     app, lifespan = resolve_application(app, validated.interface, validated.lifespan)
+    # Before binding: a bad certificate or key fails start-up without taking a port.
+    tls = create_context_holder(validated)
     inherited = inherited_sockets(validated.fd)
     listeners = bind_listeners(
         validated.listen,
@@ -408,5 +456,6 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
         unix_socket=validated.unix_socket,
         unix_socket_perms=validated.unix_socket_perms,
         sockets=(*validated.sockets, *inherited),
+        tls=validated.certfile is not None,
     )
-    return Server(app, validated, listeners, lifespan, loop=_loop)
+    return Server(app, validated, listeners, lifespan, loop=_loop, tls=tls)
