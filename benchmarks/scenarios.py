@@ -20,7 +20,12 @@ from servers import LaunchOptions, ServerSpec, running_server
 @dataclass(frozen=True)
 class Scenario:
     """One workload. ``load`` is "wrk", "upload" or "idle"; ``metric`` is what the chart
-    and the ratios compare (requests/s, or MiB/s for uploads)."""
+    and the ratios compare (requests/s, or MiB/s for uploads).
+
+    ``kind`` "tls" runs over HTTPS, against the servers that serve it (each with its own
+    app kind: see ``ServerSpec.tls``); ``new_connections`` makes wrk close the connection
+    after every response, so each request pays a full TLS handshake.
+    """
 
     name: str
     title: str
@@ -29,6 +34,7 @@ class Scenario:
     load: str
     metric: str = "requests_per_second"
     chunked: bool = False
+    new_connections: bool = False
 
     @property
     def unit(self) -> str:
@@ -43,6 +49,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("upload-chunked", "upload, chunked", "upload", "wsgi", "upload", "mib_per_second", True),
     Scenario("idle-keepalive", "hello world + idle keep-alive conns", "hello", "wsgi", "idle"),
     Scenario("asgi-hello", "ASGI hello world", "asgi_hello", "asgi", "wrk"),
+    Scenario("tls-hello", "hello world over TLS, keep-alive", "hello", "tls", "wrk"),
+    Scenario(
+        "tls-handshake",
+        "hello world over TLS, one handshake per request",
+        "hello",
+        "tls",
+        "wrk",
+        new_connections=True,
+    ),
 )
 
 
@@ -89,14 +104,23 @@ def measure(
     Raises servers.ServerFailed or loadgen.LoadFailed; the server is stopped either way.
     """
     many_connections = scenario.load == "idle"
-    with running_server(spec, scenario.app, launch, many_connections) as server:
+    tls = scenario.kind == "tls"
+    app = spec.tls_app(scenario.app) if tls else scenario.app
+    with running_server(spec, app, launch, many_connections, tls) as server:
         idle_rss_kib = tree_rss_kib(server.pid)
         cpu_before = tree_cpu_seconds(server.pid)
         client_cpu_before = _children_cpu_seconds()
         wall_before = time.monotonic()
         with RssSampler(server.pid) as sampler:
             if scenario.load == "wrk":
-                result = run_wrk(server.port, load.connections, load.duration_seconds, load.client_cpu)
+                result = run_wrk(
+                    server.port,
+                    load.connections,
+                    load.duration_seconds,
+                    load.client_cpu,
+                    tls=tls,
+                    close_connections=scenario.new_connections,
+                )
             elif scenario.load == "upload":
                 result = run_upload(
                     server.port, load.upload_bytes, scenario.chunked, load.duration_seconds, load.client_cpu

@@ -4,6 +4,7 @@ fixture checks afterwards that no descriptor or thread was left behind."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import ssl
 import struct
@@ -13,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.apps import hello
-from tests.httpclient import request
+from tests.httpclient import Connection, request
 
 from .bioclient import Client
 
@@ -151,3 +152,17 @@ def test_a_handshake_flood_with_resets_leaves_nothing_behind(start_server):
         sock.close()
     assert request(server.address, GET).body == b"hello"
     _wait_for_no_channels(server)
+
+
+def test_closed_connections_free_their_tls_sessions_at_once(start_server):
+    # Their deadline timers are still in the loop's heap (30 s away): they must not hold them.
+    server = start_server(hello, threads=1, request_head_timeout=30, keepalive_timeout=30)
+    for _ in range(20):
+        with Connection(server.address) as conn:
+            conn.send(GET)
+            assert conn.read_response().body == b"hello"
+    _wait_for_no_channels(server)
+    gc.collect()
+    alive = [thing for thing in gc.get_objects() if isinstance(thing, ssl.SSLObject) and thing.server_side]
+    # The one worker may still hold its last request (and so that connection) until its next.
+    assert len(alive) <= 1
