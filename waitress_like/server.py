@@ -335,7 +335,10 @@ class Server:
     def _open_channel(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
         address = "" if listener.is_unix else peer[0]
         if self.channels.address_full(address):
-            _refuse_over_address_cap(sock, self.policy.server_header)
+            if listener.is_tls:
+                sock.close()  # a TLS client could not read a plain-text 503
+            else:
+                _refuse_over_address_cap(sock, self.policy.server_header)
             return
         try:
             sock.setblocking(False)

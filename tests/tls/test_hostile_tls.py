@@ -62,12 +62,16 @@ def _open_channels(server: Any) -> int:
     return counted["channels"]
 
 
-def _wait_for_no_channels(server: Any) -> None:
+def _wait_for_channels(server: Any, count: int) -> None:
     for _ in range(100):
-        if _open_channels(server) == 0:
+        if _open_channels(server) == count:
             return
-        threading.Event().wait(0.05)  # the loop notices closed sockets as it reads them
-    raise AssertionError(f"{_open_channels(server)} connections still open")
+        threading.Event().wait(0.05)  # the loop notices sockets as it accepts and reads them
+    raise AssertionError(f"{_open_channels(server)} connections open, not {count}")
+
+
+def _wait_for_no_channels(server: Any) -> None:
+    _wait_for_channels(server, 0)
 
 
 @pytest.fixture
@@ -166,3 +170,12 @@ def test_closed_connections_free_their_tls_sessions_at_once(start_server):
     alive = [thing for thing in gc.get_objects() if isinstance(thing, ssl.SSLObject) and thing.server_side]
     # The one worker may still hold its last request (and so that connection) until its next.
     assert len(alive) <= 1
+
+
+def test_over_the_per_address_cap_a_tls_client_is_closed_without_plain_text(start_server, clients):
+    server = start_server(hello, connection_limit_per_address=2)
+    for _ in range(2):
+        _connect(server, clients)
+    _wait_for_channels(server, 2)
+    over = _connect(server, clients)
+    assert _until_closed(over) == b""  # no "HTTP/1.1 503" a TLS client would choke on
