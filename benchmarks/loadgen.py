@@ -81,10 +81,25 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
-def run_wrk(port: int, connections: int, duration_seconds: int, cpu: int | None) -> dict[str, Any]:
-    """One ``wrk -t1`` run against GET / on ``port``; see ``parse_wrk`` for the result."""
+def run_wrk(
+    port: int,
+    connections: int,
+    duration_seconds: int,
+    cpu: int | None,
+    *,
+    tls: bool = False,
+    close_connections: bool = False,
+) -> dict[str, Any]:
+    """One ``wrk -t1`` run against GET / on ``port``; see ``parse_wrk`` for the result.
+
+    ``tls``: over HTTPS (wrk does not check the certificate). ``close_connections``: each
+    request asks ``Connection: close``, so wrk opens a new connection for the next one.
+    """
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration_seconds}s", "--latency"]
-    command += ["--timeout", f"{WRK_TIMEOUT_SECONDS}s", f"http://{HOST}:{port}/"]
+    if close_connections:
+        command += ["-H", "Connection: close"]
+    scheme = "https" if tls else "http"
+    command += ["--timeout", f"{WRK_TIMEOUT_SECONDS}s", f"{scheme}://{HOST}:{port}/"]
     try:
         completed = subprocess.run(
             _pinned(command, cpu), capture_output=True, text=True, timeout=duration_seconds + 60

@@ -251,7 +251,7 @@ def main(argv: list[str]) -> int:
     from apps import FILE_PATH_VARIABLE
     from report import format_table, summarize, write_chart, write_json
     from scenarios import SCENARIOS, LoadSettings
-    from servers import BASELINE, LaunchOptions
+    from servers import BASELINE, LaunchOptions, make_certificate
 
     _prepare_process(args)
     _warn_if_busy()
@@ -259,11 +259,13 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="waitress-like-bench-") as scratch:
         file_path = Path(scratch) / "ten-mib.bin"
         file_path.write_bytes(os.urandom(FILE_BYTES))
+        needs_tls = any(scenario.kind == "tls" for scenario in selected)
         launch = LaunchOptions(
             threads=args.threads,
             cpu=None if args.no_pin else args.server_cpu,
             log_dir=Path(scratch),
             extra_environment={FILE_PATH_VARIABLE: str(file_path)},
+            tls_files=make_certificate(Path(scratch)) if needs_tls else None,
         )
         load = LoadSettings(
             duration_seconds=args.duration,

@@ -26,7 +26,12 @@ WS_LARGE_CONNECTIONS, WS_LARGE_BYTES = 1, 1024 * 1024
 class Scenario:
     """One workload. ``load`` is "wrk", "upload", "idle" or "ws-echo"; ``metric`` is what
     the chart and the ratios compare (requests/s, MiB/s for uploads and large WebSocket
-    messages, round trips/s for small ones)."""
+    messages, round trips/s for small ones).
+
+    ``kind`` "tls" runs over HTTPS, against the servers that serve it (each with its own
+    app kind: see ``ServerSpec.tls``); ``new_connections`` makes wrk close the connection
+    after every response, so each request pays a full TLS handshake.
+    """
 
     name: str
     title: str
@@ -37,6 +42,7 @@ class Scenario:
     chunked: bool = False
     ws_connections: int = 0
     ws_message_bytes: int = 0
+    new_connections: bool = False
 
     @property
     def unit(self) -> str:
@@ -72,6 +78,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         "mib_per_second",
         ws_connections=WS_LARGE_CONNECTIONS,
         ws_message_bytes=WS_LARGE_BYTES,
+    ),
+    Scenario("tls-hello", "hello world over TLS, keep-alive", "hello", "tls", "wrk"),
+    Scenario(
+        "tls-handshake",
+        "hello world over TLS, one handshake per request",
+        "hello",
+        "tls",
+        "wrk",
+        new_connections=True,
     ),
 )
 
@@ -119,14 +134,23 @@ def measure(
     Raises servers.ServerFailed or loadgen.LoadFailed; the server is stopped either way.
     """
     many_connections = scenario.load == "idle"
-    with running_server(spec, scenario.app, launch, many_connections) as server:
+    tls = scenario.kind == "tls"
+    app = spec.tls_app(scenario.app) if tls else scenario.app
+    with running_server(spec, app, launch, many_connections, tls) as server:
         idle_rss_kib = tree_rss_kib(server.pid)
         cpu_before = tree_cpu_seconds(server.pid)
         client_cpu_before = _children_cpu_seconds()
         wall_before = time.monotonic()
         with RssSampler(server.pid) as sampler:
             if scenario.load == "wrk":
-                result = run_wrk(server.port, load.connections, load.duration_seconds, load.client_cpu)
+                result = run_wrk(
+                    server.port,
+                    load.connections,
+                    load.duration_seconds,
+                    load.client_cpu,
+                    tls=tls,
+                    close_connections=scenario.new_connections,
+                )
             elif scenario.load == "ws-echo":
                 result = run_ws_echo(
                     server.port,

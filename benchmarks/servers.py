@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ class ServerSpec:
     ``asgi`` says how it runs an ASGI app: "native", "a2wsgi" (waitress behind
     ``a2wsgi.ASGIMiddleware``) or None when it does not take part in ASGI scenarios.
     ``ws`` names its WebSocket implementation for the WebSocket scenarios, or None.
+    ``tls`` is the app kind it serves over TLS ("wsgi" or "asgi"), None without TLS.
     """
 
     name: str
@@ -55,21 +57,30 @@ class ServerSpec:
     uses_repo: bool = False
     in_default_run: bool = True  # False: only when named with --servers (an A/B variant)
     ws: str | None = None  # how it serves WebSockets; None: not in those scenarios
+    tls: str | None = None
 
     def supports(self, app_kind: str) -> bool:
         if app_kind == "websocket":
             return self.ws is not None
+        if app_kind == "tls":
+            return self.tls is not None
         return self.wsgi if app_kind == "wsgi" else self.asgi is not None
 
     def label(self, app_kind: str) -> str:
         """Display name; says when an adapter sits between server and app."""
+        if app_kind == "tls" and self.tls == "asgi" and self.wsgi:
+            return f"{self.name} (ASGI)"
         return f"{self.name}+a2wsgi" if app_kind == "asgi" and self.asgi == "a2wsgi" else self.name
+
+    def tls_app(self, app_name: str) -> str:
+        """The app a TLS scenario runs on this server: its ASGI twin for an ASGI server."""
+        return f"asgi_{app_name}" if self.tls == "asgi" else app_name
 
 
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
-        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True, ws="native"),
+        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True, ws="native", tls="wsgi"),
         # waitress_like with Prometheus and statsd on: the A/B of the metrics' cost.
         ServerSpec(
             "waitress_like-metrics",
@@ -81,9 +92,9 @@ SERVERS: dict[str, ServerSpec] = {
             in_default_run=False,
         ),
         ServerSpec("waitress", ("waitress", "a2wsgi"), ("waitress", "a2wsgi"), True, "a2wsgi"),
-        ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None),
+        ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None, tls="wsgi"),
         ServerSpec("cheroot", ("cheroot",), ("cheroot.wsgi",), True, None),
-        ServerSpec("uvicorn", ("uvicorn", "h11"), ("uvicorn", "h11"), False, "native"),
+        ServerSpec("uvicorn", ("uvicorn", "h11"), ("uvicorn", "h11"), False, "native", tls="asgi"),
         # WebSocket scenarios only: uvicorn with each of its WebSocket implementations.
         ServerSpec(
             "uvicorn-websockets",
@@ -109,6 +120,8 @@ class LaunchOptions:
     cpu: int | None
     log_dir: Path
     extra_environment: dict[str, str]
+    # (certfile, keyfile) for TLS scenarios; see make_certificate().
+    tls_files: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,25 @@ def probe(spec: ServerSpec, options: LaunchOptions) -> dict[str, str]:
     return json.loads(result.stdout)
 
 
-def _command(spec: ServerSpec, app_name: str, port: int, threads: int, many_connections: bool) -> list[str]:
+def make_certificate(directory: Path) -> tuple[str, str]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1, made with the openssl command
+    (every server gets the same one; wrk does not check it). Returns (certfile, keyfile)."""
+    certfile, keyfile = directory / "bench-cert.pem", directory / "bench-key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    command += ["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(keyfile)]
+    command += ["-out", str(certfile), "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return str(certfile), str(keyfile)
+
+
+def _command(
+    spec: ServerSpec,
+    app_name: str,
+    port: int,
+    threads: int,
+    many_connections: bool,
+    tls_files: tuple[str, str] | None = None,
+) -> list[str]:
     if spec.name == "gunicorn":
         from apps import attribute_name
 
@@ -174,9 +205,13 @@ def _command(spec: ServerSpec, app_name: str, port: int, threads: int, many_conn
         if many_connections:
             command += ["--worker-connections", str(CONNECTION_LIMIT)]
             command += ["--keep-alive", str(IDLE_TIMEOUT_SECONDS)]
+        if tls_files is not None:
+            command += ["--certfile", tls_files[0], "--keyfile", tls_files[1]]
         return command + [f"apps:{attribute_name(app_name)}"]
     command = [sys.executable, str(Path(__file__).resolve()), "--server", spec.name]
     command += ["--app", app_name, "--port", str(port), "--threads", str(threads)]
+    if tls_files is not None:
+        command += ["--certfile", tls_files[0], "--keyfile", tls_files[1]]
     return command + (["--many-connections"] if many_connections else [])
 
 
@@ -199,9 +234,15 @@ def _wait_until_listening(process: subprocess.Popen[bytes], port: int, deadline:
     raise ServerFailed(f"not listening on port {port} after {READY_TIMEOUT_SECONDS:.0f} s")
 
 
-def _check_first_response(port: int, deadline: float) -> None:
+def _check_first_response(port: int, deadline: float, tls: bool = False) -> None:
     timeout_seconds = max(1.0, deadline - time.monotonic())
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_seconds)
+    connection: http.client.HTTPConnection
+    if tls:
+        # The benchmark's own self-signed certificate: nothing to verify it against.
+        context = ssl._create_unverified_context()
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout_seconds, context=context)
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_seconds)
     try:
         connection.request("GET", "/")
         response = connection.getresponse()
@@ -240,15 +281,19 @@ def _log_last_line(log_path: Path) -> str:
 
 @contextlib.contextmanager
 def running_server(
-    spec: ServerSpec, app_name: str, options: LaunchOptions, many_connections: bool = False
+    spec: ServerSpec, app_name: str, options: LaunchOptions, many_connections: bool = False, tls: bool = False
 ) -> Iterator[RunningServer]:
     """Start the server on a free loopback port, yield once it answered GET /, then stop it.
 
-    The server always stops when the block exits, normally or not. Raises ServerFailed
-    (with the tail of its log) when it does not come up within READY_TIMEOUT_SECONDS.
+    With ``tls`` it serves HTTPS with ``options.tls_files``. The server always stops when
+    the block exits, normally or not. Raises ServerFailed (with the tail of its log) when
+    it does not come up within READY_TIMEOUT_SECONDS.
     """
     port = free_port()
-    command = _command(spec, app_name, port, options.threads, many_connections)
+    tls_files = options.tls_files if tls else None
+    if tls and tls_files is None:
+        raise ServerFailed(f"{spec.name}: no certificate for the TLS scenario")
+    command = _command(spec, app_name, port, options.threads, many_connections, tls_files)
     if options.cpu is not None:
         command = ["taskset", "-c", str(options.cpu)] + command
     log_path = options.log_dir / f"{spec.name}-{app_name}-{port}.log"
@@ -265,7 +310,7 @@ def running_server(
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         try:
             _wait_until_listening(process, port, deadline)
-            _check_first_response(port, deadline)
+            _check_first_response(port, deadline, tls)
         except ServerFailed as error:
             raise ServerFailed(f"{spec.name}: {error}; log ends: {_log_last_line(log_path)}") from None
         yield RunningServer(process.pid, port, log_path)
@@ -277,7 +322,7 @@ def running_server(
 # Child side: runs inside the server process.
 
 
-def _serve_waitress(app: Any, port: int, threads: int, many_connections: bool) -> None:
+def _serve_waitress(app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str]) -> None:
     import waitress
 
     settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
@@ -288,16 +333,20 @@ def _serve_waitress(app: Any, port: int, threads: int, many_connections: bool) -
     waitress.serve(app, _quiet=True, **settings)
 
 
-def _serve_waitress_like(app: Any, port: int, threads: int, many_connections: bool) -> None:
+def _serve_waitress_like(
+    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str]
+) -> None:
     from waitress_like import serve
 
-    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads, **tls}
     if many_connections:
         settings["connection_limit"] = CONNECTION_LIMIT
     serve(app, **settings)
 
 
-def _serve_waitress_like_metrics(app: Any, port: int, threads: int, many_connections: bool) -> None:
+def _serve_waitress_like_metrics(
+    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str]
+) -> None:
     from waitress_like import serve
 
     # statsd datagrams go to a socket nobody reads: sending costs what it costs with a
@@ -311,7 +360,7 @@ def _serve_waitress_like_metrics(app: Any, port: int, threads: int, many_connect
     serve(app, **settings)
 
 
-def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool) -> None:
+def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str]) -> None:
     from cheroot import wsgi
 
     timeout_seconds = IDLE_TIMEOUT_SECONDS if many_connections else 10
@@ -324,9 +373,12 @@ def _serve_cheroot(app: Any, port: int, threads: int, many_connections: bool) ->
     server.start()
 
 
-def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool, ws: str = "auto") -> None:
+def _serve_uvicorn(
+    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str], ws: str = "auto"
+) -> None:
     import uvicorn
 
+    ssl_files = {"ssl_certfile": tls["certfile"], "ssl_keyfile": tls["keyfile"]} if tls else {}
     # Pure-Python parser and the standard event loop, like the other servers here.
     timeout_seconds = IDLE_TIMEOUT_SECONDS if many_connections else 5
     uvicorn.run(
@@ -340,6 +392,7 @@ def _serve_uvicorn(app: Any, port: int, threads: int, many_connections: bool, ws
         access_log=False,
         timeout_keep_alive=timeout_seconds,
         ws=ws,
+        **ssl_files,
     )
 
 
@@ -360,7 +413,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--many-connections", action="store_true")
+    parser.add_argument("--certfile")
+    parser.add_argument("--keyfile")
     args = parser.parse_args(argv)
+    tls = {"certfile": args.certfile, "keyfile": args.keyfile} if args.certfile else {}
     _raise_open_file_limit()
     app = WSGI_APPS.get(args.app) or ASGI_APPS[args.app]
     if args.app in ASGI_APPS and args.server == "waitress":
@@ -376,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         "uvicorn-websockets": functools.partial(_serve_uvicorn, ws="websockets"),
         "uvicorn-wsproto": functools.partial(_serve_uvicorn, ws="wsproto"),
     }[args.server]
-    serve(app, args.port, args.threads, args.many_connections)
+    serve(app, args.port, args.threads, args.many_connections, tls)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from waitress_like.channel_policy import ChannelPolicy
 from waitress_like.config import Settings
 from waitress_like.loop import EVENT_READ, EVENT_WRITE
 from waitress_like.server_metrics import NO_METRICS, MetricsRecorder
+from waitress_like.tls import ServerTLS
 from waitress_like.wsgi import WSGIGateway, WSGIRequest
 
 
@@ -62,7 +63,14 @@ class _Owner:
 
 
 class ChannelHarness:
-    def __init__(self, app: Callable[..., Any], peer: str = "192.0.2.10", **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        peer: str = "192.0.2.10",
+        tls: Optional[ServerTLS] = None,
+        **settings: Any,
+    ) -> None:
+        """``tls``: the channel serves a TLS listener's connection with this context."""
         self.loop = FakeLoop()
         self.settings = Settings.from_mapping({"host": "127.0.0.1", "port": 0, **settings})
         self.policy = ChannelPolicy.from_settings(self.settings)
@@ -80,7 +88,7 @@ class ChannelHarness:
         self.client, server_side = socket.socketpair()
         server_side.setblocking(False)
         self.client.settimeout(5)
-        self.channel = Channel(self.policy, self.owner, server_side, (peer, 40000), _Listener())
+        self.channel = Channel(self.policy, self.owner, server_side, (peer, 40000), _Listener(), tls)
 
     def close(self) -> None:
         self.channel.close()

@@ -1,12 +1,21 @@
-"""Shared fixtures: a real server on port 0, run once per selector, with leak checks."""
+"""Shared fixtures: a real server on port 0, run once per selector, with leak checks.
+
+A test module (or one test) opts into running over TLS as well with
+``pytestmark = OVER_TLS_TOO``: its tests then run a third time, as ``[tls]``, against
+an HTTPS server (default selector), and the clients of ``tests.httpclient`` speak TLS
+to ``server.address``. A test that cannot (it builds its own address, or half-closes
+the raw socket) is marked ``@PLAIN_ONLY`` and its ``[tls]`` run is deselected.
+"""
 
 from __future__ import annotations
 
 import gc
 import os
 import selectors
+import ssl
 import threading
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -14,6 +23,13 @@ from waitress_like import create_server
 from waitress_like.loop import EventLoop
 
 SELECTORS = ["default", "select"]
+
+OVER_TLS_TOO = pytest.mark.parametrize(
+    ("selector", "scheme"),
+    [("default", "http"), ("select", "http"), ("default", "https")],
+    ids=["default", "select", "tls"],
+)
+PLAIN_ONLY = pytest.mark.plain_only
 
 # Every loop made by the tests (and by the servers they start as child processes) checks
 # that its loop-only methods run on the loop's thread.
@@ -27,10 +43,53 @@ def _open_fds() -> set[int]:
         return set()
 
 
-class RunningServer:
-    """A server created with ``create_server`` and run on a background thread."""
+class TLSAddress(tuple):
+    """A ``(host, port)`` whose clients speak TLS: ``ssl_context`` trusts the test CA."""
 
-    def __init__(self, app: Any, selector: str, **settings: Any) -> None:
+    ssl_context: ssl.SSLContext
+    server_hostname = "localhost"
+
+
+class ServerCertificates:
+    """A CA and a server certificate for localhost, made with trustme, as PEM files."""
+
+    def __init__(self, directory: Path) -> None:
+        import trustme
+
+        self.ca = trustme.CA()
+        self.server = self.ca.issue_cert("localhost", "127.0.0.1", "::1")
+        self.certfile = str(directory / "cert.pem")
+        self.keyfile = str(directory / "key.pem")
+        self.cafile = str(directory / "ca.pem")
+        Path(self.certfile).write_bytes(b"".join(blob.bytes() for blob in self.server.cert_chain_pems))
+        Path(self.keyfile).write_bytes(self.server.private_key_pem.bytes())
+        Path(self.cafile).write_bytes(self.ca.cert_pem.bytes())
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client that trusts the test CA (and checks the name, as browsers do)."""
+        return ssl.create_default_context(cafile=self.cafile)
+
+
+@pytest.fixture(scope="session")
+def https_certificates(tmp_path_factory: pytest.TempPathFactory) -> ServerCertificates:
+    pytest.importorskip("trustme")
+    return ServerCertificates(tmp_path_factory.mktemp("tls"))
+
+
+class RunningServer:
+    """A server created with ``create_server`` and run on a background thread.
+
+    With ``certificates`` it serves HTTPS with them, and :attr:`address` is a
+    :class:`TLSAddress`.
+    """
+
+    def __init__(
+        self, app: Any, selector: str, certificates: Optional[ServerCertificates] = None, **settings: Any
+    ) -> None:
+        self.certificates = certificates
+        if certificates is not None:
+            settings.setdefault("certfile", certificates.certfile)
+            settings.setdefault("keyfile", certificates.keyfile)
         settings.setdefault("host", "127.0.0.1")
         if "listen" in settings or "unix_socket" in settings or "sockets" in settings:
             settings.pop("host")
@@ -45,7 +104,11 @@ class RunningServer:
     @property
     def address(self) -> tuple[str, int]:
         host, port = self.server.addresses[0][:2]
-        return host, port
+        if self.certificates is None:
+            return host, port
+        address = TLSAddress((host, port))
+        address.ssl_context = self.certificates.client_context()
+        return address
 
     def close(self) -> None:
         self.server.close(timeout=2)
@@ -59,14 +122,23 @@ def selector(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def start_server(selector: str) -> Iterator[Callable[..., RunningServer]]:
+def scheme() -> str:
+    """``https`` in the ``[tls]`` run of a test that opted in (see OVER_TLS_TOO)."""
+    return "http"
+
+
+@pytest.fixture
+def start_server(
+    selector: str, scheme: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., RunningServer]]:
     """``start_server(app, **settings)``: a running server, closed and leak-checked after."""
+    certificates = request.getfixturevalue("https_certificates") if scheme == "https" else None
     threads_before = set(threading.enumerate())
     fds_before = _open_fds()
     started: list[RunningServer] = []
 
     def start(app: Any, **settings: Any) -> RunningServer:
-        server = RunningServer(app, selector, **settings)
+        server = RunningServer(app, selector, certificates, **settings)
         started.append(server)
         return server
 
@@ -90,3 +162,15 @@ def _describe_fd(fd: int) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return "?"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``[tls]`` run of tests marked PLAIN_ONLY."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        over_tls = callspec is not None and callspec.params.get("scheme") == "https"
+        (drop if over_tls and item.get_closest_marker("plain_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

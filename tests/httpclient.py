@@ -1,7 +1,8 @@
 """A deliberately small raw-HTTP client for the functional tests.
 
 It writes exactly the bytes a test gives and parses responses itself, so the tests see
-what the server really sent (no client library normalising it away).
+what the server really sent (no client library normalising it away). An address with an
+``ssl_context`` attribute (``tests.conftest.TLSAddress``) is spoken to over TLS.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Connection:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(address)
+        context = getattr(address, "ssl_context", None)
+        if context is not None:  # an HTTPS server (tests.conftest.TLSAddress)
+            self.sock = context.wrap_socket(self.sock, server_hostname=address.server_hostname)
         self.buffer = bytearray()
 
     def send(self, data: bytes) -> None:

@@ -18,12 +18,13 @@ import socket
 import tempfile
 import threading
 from collections import deque
-from typing import IO, Callable, Sequence, Union
+from typing import IO, Any, Callable, Protocol, Sequence, Union, cast
 
-__all__ = ["RequestBody", "OutputPipe", "FileRange", "ClientDisconnected"]
+__all__ = ["RequestBody", "OutputPipe", "FileRange", "ClientDisconnected", "Transport"]
 
 _SEND_BLOCK_BYTES = 256 * 1024
 _HAS_SENDFILE = hasattr(os, "sendfile")
+_HAS_PREAD = hasattr(os, "pread")
 # Gather writes send a response head, chunk framing and body pieces without joining them
 # into a new buffer first. Windows sockets have no sendmsg; there small pieces are joined.
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
@@ -31,6 +32,31 @@ _MAX_GATHER_ITEMS = 64
 # Parts smaller than this in total are joined by the producer: one small item is cheaper
 # to queue and send than several tiny ones.
 _JOIN_BELOW_BYTES = 16 * 1024
+
+
+class Transport(Protocol):
+    """What :meth:`OutputPipe.send_to` writes to: a non-blocking socket, or an object
+    with the same ``send``/``sendmsg`` that raises ``BlockingIOError`` when it cannot take
+    more (:class:`~waitress_like.tlsio.TLSStream`). Loop thread only."""
+
+    def send(self, data: Any, /) -> int: ...
+
+    def sendmsg(self, buffers: Any, /) -> int: ...
+
+    def fileno(self) -> int: ...
+
+
+def _is_socket(transport: Transport) -> bool:
+    """True for a plain socket, whose kernel can send a file and pace it. An encrypting
+    transport (:class:`~waitress_like.tlsio.TLSStream`) only takes bytes through ``send``."""
+    return type(transport) is socket.socket
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    if _HAS_PREAD:
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows; the pipe's own duplicate descriptor
+    return os.read(fd, size)
 
 
 # Large files are paced: while one is sent, the kernel holds at most this many of its
@@ -48,12 +74,13 @@ _PACED_UNSENT_BYTES = 32 * 1024
 _PACE_FILES_FROM_BYTES = 1024 * 1024
 
 
-def _set_unsent_limit(sock: socket.socket, limit_bytes: int) -> bool:
-    """Set TCP_NOTSENT_LOWAT (0: the system default). False where it is not available."""
-    if _TCP_NOTSENT_LOWAT is None:
+def _set_unsent_limit(sock: Transport, limit_bytes: int) -> bool:
+    """Set TCP_NOTSENT_LOWAT (0: the system default). False where it is not available,
+    and on a TLS stream (the kernel would count records, not what the pipe tracks)."""
+    if _TCP_NOTSENT_LOWAT is None or not _is_socket(sock):
         return False
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, limit_bytes)
+        cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, limit_bytes)
     except OSError:
         # A Unix socket, or a platform that defines the name but not the option.
         return False
@@ -163,7 +190,8 @@ class OutputPipe:
     :meth:`finish`. :meth:`write` blocks while more than ``high_watermark_bytes`` are
     pending, and raises :class:`ClientDisconnected` once the pipe is aborted.
 
-    Consumer side (the loop thread): :meth:`send_to` moves bytes to the socket,
+    Consumer side (the loop thread): :meth:`send_to` moves bytes to the connection's
+    transport (a socket, or a TLS stream with the same ``send``/``sendmsg``),
     :meth:`abort` discards everything when the connection dies. ``notify`` is called by
     the producer, outside the lock, whenever new output needs the loop's attention; it
     must be thread-safe (the channel passes a ``call_soon_threadsafe`` wrapper).
@@ -303,10 +331,13 @@ class OutputPipe:
         """True once the response is complete and every byte of it has been sent."""
         return self.finished and not self._items
 
-    def send_to(self, sock: socket.socket) -> bool:
-        """Send as much as the socket takes. True if all that is queued now was sent.
+    def send_to(self, sock: Transport) -> bool:
+        """Send as much as the transport takes. True if all that is queued now was sent.
 
-        Raises the socket's OSError (other than would-block) so the channel can close.
+        ``sock`` is a non-blocking socket, or an object with its ``send``/``sendmsg``
+        that raises ``BlockingIOError`` when full (a TLS stream: files are then read and
+        sent through it, never with ``os.sendfile``). Raises the transport's OSError
+        (other than would-block) so the channel can close.
         """
         with self._lock:
             self._notify_pending = False
@@ -331,14 +362,14 @@ class OutputPipe:
         self.pending_bytes -= size
         self.sent_bytes += size
 
-    def _send_memory_locked(self, sock: socket.socket) -> bool:
+    def _send_memory_locked(self, sock: Transport) -> bool:
         """Send the leading in-memory items; True if all of them went out."""
         items = self._items
         if len(items) > 1 and isinstance(items[1], (bytes, memoryview)):
             return self._send_gathered_locked(sock)
         data = items[0]
         try:
-            sent = sock.send(data)  # type: ignore[arg-type]
+            sent = sock.send(data)
         except (BlockingIOError, InterruptedError):
             return False
         self._consumed_locked(sent)
@@ -349,7 +380,7 @@ class OutputPipe:
         items[0] = memoryview(data)[sent:]  # type: ignore[arg-type]
         return False
 
-    def _send_gathered_locked(self, sock: socket.socket) -> bool:
+    def _send_gathered_locked(self, sock: Transport) -> bool:
         """Several leading in-memory items: one sendmsg (or, without it, one joined send)."""
         items = self._items
         batch: list[bytes | memoryview] = []
@@ -381,7 +412,7 @@ class OutputPipe:
             remaining -= size
         return sent == batch_bytes
 
-    def _send_file_range_locked(self, sock: socket.socket, item: FileRange) -> bool:
+    def _send_file_range_locked(self, sock: Transport, item: FileRange) -> bool:
         if not item.paced and item.remaining >= _PACE_FILES_FROM_BYTES:
             item.paced = _set_unsent_limit(sock, _PACED_UNSENT_BYTES)
         while item.remaining > 0:
@@ -407,23 +438,24 @@ class OutputPipe:
         return True
 
     @staticmethod
-    def _send_file_block(sock: socket.socket, item: FileRange) -> int:
+    def _send_file_block(sock: Transport, item: FileRange) -> int:
         count = min(item.remaining, 1 << 30)
-        if _HAS_SENDFILE:
+        if _HAS_SENDFILE and _is_socket(sock):
             try:
                 return os.sendfile(sock.fileno(), item.fd, item.offset, count)
             except OSError as error:
                 if isinstance(error, (BlockingIOError, InterruptedError)):
                     raise
                 # Some descriptors (pipes, special files) refuse sendfile: read instead.
-        os.lseek(item.fd, item.offset, os.SEEK_SET)
-        block = os.read(item.fd, min(count, _SEND_BLOCK_BYTES))
+        block = _read_at(item.fd, item.offset, min(count, _SEND_BLOCK_BYTES))
         if not block:
             return 0
-        # A partial send is fine: the next call re-reads from the new offset.
+        # A partial send is fine: the next call re-reads from the new offset. A TLS
+        # stream refuses (BlockingIOError) while its records wait, so no more than one
+        # block of records is held beyond what the client takes: the same back-pressure.
         return sock.send(block)
 
-    def _send_spill_locked(self, sock: socket.socket, spill: _SpillFile) -> bool:
+    def _send_spill_locked(self, sock: Transport, spill: _SpillFile) -> bool:
         while spill.read_offset < spill.write_offset:
             block = spill.read(_SEND_BLOCK_BYTES)
             try:

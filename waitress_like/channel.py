@@ -11,6 +11,11 @@ A channel follows a fixed :class:`~waitress_like.channel_policy.ChannelPolicy` a
 the rest of the server only through its :class:`ChannelOwner`: the loop, whether the
 server drains, and the hand-off of requests to the application.
 
+Bytes go through the channel's *transport*: the socket itself on a plain connection, or a
+:class:`~waitress_like.tlsio.TLSStream` (same ``recv``/``send``/``sendmsg``) once a TLS
+handshake is complete. The handshake runs first, non-blocking, under the head deadline
+that starts at accept (after a PROXY protocol header, when one is expected).
+
 A WebSocket upgrade request, when the owner takes WebSockets, ends the channel's part:
 once the responses queued before it are sent, the channel gives its socket, the request
 and the bytes read past its head to the owner (``upgrade_to_websocket``), and is done.
@@ -37,6 +42,9 @@ from .protocol import BodyChunk, EndOfRequest, ParserState, RequestHead, Request
 from .protocol.response import simple_response
 from .protocol.ws_handshake import is_websocket_upgrade
 from .server_metrics import MetricsRecorder
+from .tls import ServerTLS
+from .tlsinfo import PLAINTEXT_HTTP_DETAIL
+from .tlsio import PlainHTTPOnTLSPort, TLSStream
 from .wsgi import WSGIRequest
 
 __all__ = ["Channel", "ChannelOwner", "ChannelState"]
@@ -135,6 +143,9 @@ class Channel:
         "_loop",
         "_metrics",
         "socket",
+        "transport",
+        "_tls",
+        "_tls_pending",
         "_listener",
         "_remote_addr",
         "_remote_port",
@@ -173,12 +184,19 @@ class Channel:
         sock: socket.socket,
         peer: Any,
         listener: Any,
+        tls: Optional[ServerTLS] = None,
     ) -> None:
+        """``tls`` is the context of a TLS listener's new connection (None: plain HTTP)."""
         self._policy = policy
         self._owner = owner
         self._loop = owner.loop
         self._metrics = owner.metrics
         self.socket = sock
+        # What recv/send go through: the socket itself (plain HTTP, and a TLS connection
+        # until its handshake is complete), then the TLSStream.
+        self.transport: Any = sock
+        self._tls: Optional[TLSStream] = None  # created once a PROXY header (if any) is read
+        self._tls_pending = tls  # set while the TLS handshake is not complete
         self._listener = listener
         if listener.is_unix:
             self._remote_addr, self._remote_port = "localhost", ""
@@ -253,7 +271,13 @@ class Channel:
     # -- loop events -----------------------------------------------------------------------
 
     def handle_event(self, mask: int) -> None:
+        if self._tls_pending is not None:
+            if self.state is ChannelState.OPEN:
+                self._handshake()
+            return
         if mask & EVENT_WRITE and self.state is not ChannelState.CLOSED:
+            if self._tls is not None and not self._flush_records():
+                return
             self._advance()
         if mask & EVENT_READ and self.state is not ChannelState.CLOSED:
             if self.state is ChannelState.LINGERING:
@@ -271,7 +295,7 @@ class Channel:
                 if self._parser.state is ParserState.BODY
                 else self._policy.recv_bytes
             )
-            data = self.socket.recv(size)
+            data = self.transport.recv(size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -291,6 +315,84 @@ class Channel:
                 data = self._read_preamble(data)
             self._parser.feed(data)
         self._advance()
+
+    # -- TLS -------------------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        """Advance the TLS handshake (after the PROXY header, if one is expected).
+
+        Until it completes, the head deadline from accept is the only one armed; it closes
+        a connection that stalls (see :meth:`_check_deadline`). Plain HTTP instead of a
+        ClientHello is answered 400 in plain text.
+        """
+        stream = self._tls
+        if stream is None:
+            received = self._receive_preamble() if self._preamble is not None else b""
+            if received is None:
+                return
+            assert self._tls_pending is not None
+            stream = self._tls = TLSStream(self.socket, self._tls_pending, received)
+        try:
+            done = stream.handshake()
+        except PlainHTTPOnTLSPort:
+            self._answer_plain_http()
+            return
+        except OSError as error:  # ssl.SSLError included: no shared version, bad bytes...
+            if self._policy.log_socket_errors:
+                log.debug("TLS handshake with %s failed: %s", self._remote_addr, error)
+            self._connection_lost(error)
+            return
+        if not done:
+            self._set_interest(EVENT_READ | (EVENT_WRITE if stream.wants_write else 0))
+            return
+        self._tls_pending = None
+        self.transport = stream
+        self._read()  # a TLS 1.3 client may have sent its request with its Finished
+        if self.state is ChannelState.OPEN or self.state is ChannelState.CLOSING:
+            self._advance()
+
+    def _receive_preamble(self) -> Optional[bytes]:
+        """Read PROXY protocol bytes from the socket; what follows the complete header,
+        or None while it is incomplete (or the connection closed)."""
+        try:
+            data = self.socket.recv(self._policy.recv_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as error:
+            self._connection_lost(error)
+            return None
+        if not data:
+            self._connection_lost(None)
+            return None
+        self._progress_bytes += len(data)
+        leftover = self._read_preamble(data)
+        if self._preamble is not None or self.state is not ChannelState.OPEN:
+            return None
+        return leftover
+
+    def _answer_plain_http(self) -> None:
+        """A plain HTTP request on a TLS listener: 400 in plain text, then close."""
+        if self._policy.log_socket_errors:
+            log.info("closing connection from %s: plain HTTP sent to a TLS port", self._remote_addr)
+        self._tls = self._tls_pending = None
+        self._refuse(400, PLAINTEXT_HTTP_DETAIL)
+        self._advance()
+
+    def _flush_records(self) -> bool:
+        """Send encrypted records the socket did not take yet; False if the channel closed."""
+        stream = self._tls
+        assert stream is not None
+        unsent = stream.unsent_bytes
+        if not unsent:
+            return True
+        try:
+            stream.flush()
+        except OSError as error:
+            self._connection_lost(error)
+            return False
+        if stream.unsent_bytes != unsent:
+            self._last_sent_at = self._loop.time()
+        return True
 
     def _read_preamble(self, data: bytes) -> bytes:
         """Feed the PROXY protocol reader; return the bytes that are left for HTTP.
@@ -408,6 +510,7 @@ class Channel:
                         self._listener,
                         self.client_disconnected,
                         proxy_trusted=self._proxy_trusted,
+                        tls=self._tls.info if self._tls is not None else None,
                     )
                 )
                 queued = True
@@ -543,7 +646,7 @@ class Channel:
         # whose notification was already spent (a lost wake-up).
         sent_before = pipe.sent_bytes
         try:
-            pipe.send_to(self.socket)
+            pipe.send_to(self.transport)
         except OSError as error:
             self._connection_lost(error)
             return False
@@ -576,6 +679,8 @@ class Channel:
             events = EVENT_READ
         if self._active is not None and self._active.pending_bytes:
             events |= EVENT_WRITE
+        elif self._tls is not None and self._tls.wants_write:
+            events |= EVENT_WRITE  # the end of a response, or close_notify, still on its way
         self._set_interest(events)
 
     def _set_interest(self, events: int) -> None:
@@ -718,6 +823,12 @@ class Channel:
             # Still inside a PROXY protocol header: a proxy, not a client, so no response.
             self._refuse_preamble("the PROXY protocol header was not received in time")
             return
+        if self._tls_pending is not None:
+            # No TLS session to answer in: a handshake that stalls is simply closed.
+            if self._policy.log_socket_errors:
+                log.info("closing connection from %s: the TLS handshake timed out", self._remote_addr)
+            self.close()
+            return
         if self._policy.log_socket_errors and kind is not _Deadline.IDLE:
             log.info("closing connection from %s: %s timed out", self._remote_addr, kind.value)
         if kind is _Deadline.SEND:
@@ -747,6 +858,19 @@ class Channel:
         if self._peer_eof:
             self.close()
             return
+        if self._tls is not None and self._tls_pending is None:
+            # close_notify goes before the TCP FIN, after the records still waiting; while
+            # they wait, write interest stays on and the send deadline applies.
+            try:
+                if not self._tls.close_notify():
+                    self.state = ChannelState.CLOSING  # read nothing more
+                    self._release_requests()
+                    self._update_interest()
+                    self._update_deadline()
+                    return
+            except OSError:
+                self.close()
+                return
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:

@@ -85,6 +85,10 @@ class LoopServices(Protocol):
     def unregister(self, fileobj: Any) -> None: ...
 
 
+def _cancelled() -> None:
+    """What a cancelled timer holds instead of its callback."""
+
+
 class Timer:
     """A pending :meth:`EventLoop.call_later` callback; ``cancel()`` drops it."""
 
@@ -98,6 +102,10 @@ class Timer:
     def cancel(self) -> None:
         """Loop-thread only. Cheap: the timer stays in the heap and is skipped when due."""
         self.cancelled = True
+        # Let go of the callback now: a closed connection's deadline would otherwise keep
+        # the channel, its buffers and its TLS session alive until the deadline's time
+        # (30 s for a head), which at a few thousand handshakes a second is gigabytes.
+        self.callback = _cancelled
 
 
 class _Waker:

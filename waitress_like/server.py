@@ -1,9 +1,10 @@
 """Composition: listeners, the loop, the worker pool and the application, run together.
 
 Thread contract: :meth:`Server.run` runs the loop on the calling thread until
-:meth:`Server.close`, which any thread may call (:meth:`Server.drain_soon` and
-:meth:`Server.stop_soon` also from signal handlers). Everything else here runs on the
-loop thread once ``run()`` has started.
+:meth:`Server.close`, which any thread may call (:meth:`Server.drain_soon`,
+:meth:`Server.stop_soon` and :meth:`Server.reload_tls_soon` also from signal handlers;
+:meth:`Server.reload_tls` from any thread). Everything else here runs on the loop thread
+once ``run()`` has started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .buffers import OutputPipe
 from .channel import Channel
 from .channel_policy import ChannelPolicy
 from .config import Settings
+from .errors import ConfigError
 from .listeners import Listener, bind_listeners, inherited_sockets, systemd_listen_fds
 from .logsetup import reopen_log_files_soon
 from .loop import EventLoop
@@ -31,6 +33,7 @@ from .pool import WorkerPool
 from .protocol.response import simple_response
 from .proxy import ProxyPolicy, trusted_proxy_from_environment
 from .server_metrics import NO_METRICS, MetricsRecorder, metrics_from_settings
+from .tls import TLSContextHolder, create_context_holder
 from .wschannel import WebSocketService
 from .wsgi import WSGIGateway, WSGIRequest
 
@@ -66,7 +69,8 @@ class Server:
     :class:`ServerState`; it changes only through :meth:`_enter`, on the loop thread once
     :meth:`run` has begun (before that, :meth:`run` and :meth:`close` move it from NEW).
 
-    To its channels it is their :class:`~waitress_like.channel.ChannelOwner`.
+    To its channels it is their :class:`~waitress_like.channel.ChannelOwner`. ``tls``
+    holds the certificate context that connections to TLS listeners start with.
     """
 
     def __init__(
@@ -78,12 +82,16 @@ class Server:
         *,
         loop: Optional[EventLoop] = None,
         metrics: Optional[MetricsRecorder] = None,
+        tls: Optional[TLSContextHolder] = None,
     ) -> None:
+        if tls is None and any(listener.is_tls for listener in listeners):
+            raise ValueError("TLS listeners need a TLSContextHolder (see create_server)")
         self.application = app
         # startup() before serving, shutdown() after the workers stop (an ASGIAdapter).
         self.lifespan = lifespan
         self.settings = settings
         self.listeners = listeners
+        self.tls = tls
         self.loop = loop if loop is not None else EventLoop()
         self.pool = WorkerPool(
             settings.threads,
@@ -211,6 +219,37 @@ class Server:
         ones (a worker process being replaced does this before it drains)."""
         self.acceptor.close()
 
+    def reload_tls(self) -> bool:
+        """Any thread: read the certificate files again (and run the ``ssl_context`` hook
+        again); new connections use the result, open ones keep what they started with.
+
+        The files are read and the context built on the calling thread, in milliseconds;
+        from the loop thread that pauses serving, so signal handlers use
+        :meth:`reload_tls_soon`. Logs the outcome. Returns True when the new certificate
+        is in use; False when the reload failed (the previous certificate stays in use)
+        or no listener serves TLS.
+        """
+        if self.tls is None:
+            log.warning("Certificate reload asked for, but no listener serves TLS")
+            return False
+        try:
+            fresh = self.tls.reload()
+        except ConfigError as error:
+            log.error("Certificate reload failed; still serving the previous certificate: %s", error)
+            return False
+        log.info("Certificates reloaded from %s (reload %d)", self.settings.certfile, fresh.generation)
+        return True
+
+    def reload_tls_soon(self) -> None:
+        """Any thread, or a signal handler: :meth:`reload_tls` on a thread of its own, so
+        the loop goes on serving while the files are read. Returns at once."""
+        self.loop.call_soon_from_signal(self._start_tls_reload)
+
+    def _start_tls_reload(self) -> None:
+        # Started from the loop, not from the signal handler: Thread.start takes locks
+        # the interrupted main thread might hold.
+        threading.Thread(target=self.reload_tls, name="waitress_like-tls-reload", daemon=True).start()
+
     def _begin_drain(self, grace_seconds: Optional[float] = None) -> None:
         """Loop thread: stop accepting, close idle connections, finish the others."""
         if not self._enter(ServerState.DRAINING):
@@ -321,7 +360,10 @@ class Server:
     def _open_channel(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
         address = "" if listener.is_unix else peer[0]
         if self.channels.address_full(address):
-            _refuse_over_address_cap(sock, self.policy.server_header)
+            if listener.is_tls:
+                sock.close()  # a TLS client could not read a plain-text 503
+            else:
+                _refuse_over_address_cap(sock, self.policy.server_header)
             self.metrics.request_rejected(503, "address_limit")
             return
         try:
@@ -332,7 +374,8 @@ class Server:
         except OSError:
             sock.close()
             return
-        channel = Channel(self.policy, self, sock, peer, listener)
+        tls = self.tls.current() if listener.is_tls and self.tls is not None else None
+        channel = Channel(self.policy, self, sock, peer, listener, tls)
         self.channels.add(channel, address)
         self.metrics.connection_opened()
 
@@ -380,8 +423,9 @@ def _refuse_over_address_cap(sock: socket.socket, server_header: str) -> None:
 
 def run_until_signalled(server: Server) -> bool:
     """Run ``server`` on this (main) thread; SIGTERM/SIGINT (and Ctrl-Break on Windows)
-    drain it gracefully, a second signal stops it at once. Returns True if the drain was
-    clean (every request in flight finished within the grace period).
+    drain it gracefully, a second signal stops it at once. With TLS listeners, SIGHUP
+    reloads the certificates (:meth:`Server.reload_tls_soon`). Returns True if the drain
+    was clean (every request in flight finished within the grace period).
     """
     signal_names = ["SIGTERM", "SIGINT", "SIGBREAK"]
     signals = [getattr(signal, name) for name in signal_names if hasattr(signal, name)]
@@ -394,6 +438,9 @@ def run_until_signalled(server: Server) -> bool:
         else:
             server.stop_soon()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        server.reload_tls_soon()
+
     previous = {}
     previous_wakeup_fd = None
     if threading.current_thread() is threading.main_thread():
@@ -403,6 +450,8 @@ def run_until_signalled(server: Server) -> bool:
             previous[signal.SIGUSR1] = signal.signal(
                 signal.SIGUSR1, lambda *_: server.loop.call_soon_from_signal(reopen_log_files_soon)
             )
+        if server.tls is not None and hasattr(signal, "SIGHUP"):
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         previous_wakeup_fd = signal.set_wakeup_fd(server.loop.wakeup_fileno(), warn_on_full_buffer=False)
     try:
         server.run()
@@ -439,6 +488,8 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
             "or waitress-like-serve",
         )
     app, lifespan = resolve_application(app, validated.interface, validated.lifespan)
+    # Before binding: a bad certificate or key fails start-up without taking a port.
+    tls = create_context_holder(validated)
     inherited = inherited_sockets(validated.fd)
     listeners = bind_listeners(
         validated.listen,
@@ -448,6 +499,7 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
         unix_socket=validated.unix_socket,
         unix_socket_perms=validated.unix_socket_perms,
         sockets=(*validated.sockets, *inherited),
+        tls=validated.certfile is not None,
     )
     try:
         metrics = metrics_from_settings(validated)
@@ -455,4 +507,4 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
         for listener in listeners:
             listener.close()
         raise
-    return Server(app, validated, listeners, lifespan, loop=_loop, metrics=metrics)
+    return Server(app, validated, listeners, lifespan, loop=_loop, metrics=metrics, tls=tls)

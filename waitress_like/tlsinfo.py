@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 
 __all__ = [
     "PLAINTEXT_HTTP_DETAIL",
+    "TLS_ENVIRON_KEY",
     "TLS_VERSION_NUMBERS",
     "TLSConnectionInfo",
     "cipher_suite_ids",
@@ -44,6 +45,10 @@ TLS_VERSION_NUMBERS: Mapping[str, int] = {
     "TLSv1.2": 0x0303,
     "TLSv1.3": 0x0304,
 }
+
+#: The environ key under which a TLS request carries its :class:`TLSConnectionInfo`
+#: (the ASGI adapter builds ``scope["extensions"]["tls"]`` from it).
+TLS_ENVIRON_KEY = "waitress_like.tls"
 
 #: The body of the 400 answer to plain HTTP on a TLS listener (nginx answers the same).
 PLAINTEXT_HTTP_DETAIL = "The plain HTTP request was sent to an HTTPS port."

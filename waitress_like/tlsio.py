@@ -8,16 +8,19 @@ than ``SSLContext.wrap_socket``:
 
 * ``recv`` reads the socket once and returns everything that decrypts, so no plaintext is
   left inside OpenSSL where the selector cannot see it (``SSLSocket.pending()``'s trap);
-* ``send`` encrypts at most :data:`PLAINTEXT_BLOCK_BYTES` and returns the plaintext it
-  took; the records are sent as far as the socket takes them and the rest waits in
-  :attr:`TLSStream.wants_write`, sent by :meth:`TLSStream.flush`. While records wait,
-  ``send`` takes nothing more: back-pressure is the same as on a plain socket, with at
-  most one block of records buffered per connection. (``SSLSocket.send`` instead sends a
-  whole buffer or raises, and must be retried with the same bytes.)
+* ``send`` encrypts :data:`PLAINTEXT_BLOCK_BYTES` at a time and sends the records for as
+  long as the socket takes them, and returns the plaintext it took; the records the
+  socket did not take wait in :attr:`TLSStream.wants_write`, sent by
+  :meth:`TLSStream.flush`. While records wait, ``send`` takes nothing more:
+  back-pressure is the same as on a plain socket, with at most one block of records
+  buffered per connection. (``SSLSocket.send`` instead sends a whole buffer or raises,
+  and must be retried with the same bytes.)
 * bytes received before the handshake (after a PROXY protocol header, say) are simply
   fed in.
 
-There is no ``sendfile`` through TLS: file ranges must be read and sent as bytes.
+There is no ``sendfile`` through TLS, nor ``TCP_NOTSENT_LOWAT`` pacing (the kernel would
+count records, not the plaintext the output pipe tracks): file ranges are read and sent
+as bytes (see :mod:`waitress_like.buffers`).
 
 Loop thread only; nothing here blocks or sleeps.
 """
@@ -76,6 +79,11 @@ class TLSStream:
         """Encrypted bytes are waiting for the socket to become writable."""
         return bool(self._records)
 
+    @property
+    def unsent_bytes(self) -> int:
+        """How many encrypted bytes wait for the socket (0 when none do)."""
+        return len(self._records)
+
     def fileno(self) -> int:
         return self._sock.fileno()
 
@@ -108,9 +116,20 @@ class TLSStream:
         except ssl.SSLWantReadError:
             self._queue_records()
             return False
+        except ssl.SSLError:
+            self._send_alert()
+            raise
         self._queue_records()
         self.info = self._server.connection_info(self._object)
         return True
+
+    def _send_alert(self) -> None:
+        """Best effort: the alert OpenSSL queued for a failed handshake (protocol_version,
+        handshake_failure...) tells the client why, instead of a bare close."""
+        try:
+            self._queue_records()
+        except OSError:
+            pass
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -159,19 +178,23 @@ class TLSStream:
     # -- writing -------------------------------------------------------------------------------
 
     def send(self, data: Buffer) -> int:
-        """Encrypt up to :data:`PLAINTEXT_BLOCK_BYTES` of ``data``; return how many bytes of
-        it were taken. Raises ``BlockingIOError`` while earlier records still wait."""
+        """Encrypt ``data`` a block (:data:`PLAINTEXT_BLOCK_BYTES`) at a time while the
+        socket takes the records; return how many bytes of it were taken (at least one
+        block unless ``data`` is empty). Raises ``BlockingIOError`` while earlier records
+        still wait, as a full socket does."""
         if self._records and not self.flush():
             raise BlockingIOError("earlier TLS records are still being sent")
-        block = memoryview(data)[:PLAINTEXT_BLOCK_BYTES]
-        if not block:
-            return 0
-        taken = self._object.write(block)
-        self._queue_records()
+        view = memoryview(data).cast("B")
+        total = len(view)
+        taken = 0
+        while taken < total and not self._records:
+            taken += self._object.write(view[taken : taken + PLAINTEXT_BLOCK_BYTES])
+            self._queue_records()
         return taken
 
     def sendmsg(self, buffers: Sequence[Buffer]) -> int:
-        """As :meth:`send`, for the leading buffers joined (up to one block)."""
+        """As :meth:`send`, for the leading buffers joined (up to one block): a response
+        head and a small body go out in one record."""
         joined = bytearray()
         for buffer in buffers:
             joined += memoryview(buffer)[: PLAINTEXT_BLOCK_BYTES - len(joined)]

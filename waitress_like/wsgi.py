@@ -29,6 +29,7 @@ from .buffers import ClientDisconnected, OutputPipe
 from .protocol.writer import HeadPolicy, ResponseWriter
 from .proxy import MalformedProxyHeader, ProxyPolicy
 from .server_metrics import NO_METRICS, MetricsRecorder
+from .tlsinfo import TLS_ENVIRON_KEY, TLSConnectionInfo
 
 __all__ = ["WSGIGateway", "FileWrapper", "WSGIRequest"]
 
@@ -68,7 +69,8 @@ class WSGIRequest:
     """What a worker needs to serve one request; built by the channel on the loop thread.
 
     ``body`` is the complete request body as a readable file (``wsgi.input``); the gateway
-    closes it when the request is done.
+    closes it when the request is done. ``tls`` describes the connection's TLS session
+    (None on plain HTTP).
     """
 
     __slots__ = (
@@ -80,6 +82,7 @@ class WSGIRequest:
         "listener",
         "client_disconnected",
         "proxy_trusted",
+        "tls",
     )
 
     def __init__(
@@ -92,6 +95,7 @@ class WSGIRequest:
         listener: Any,
         client_disconnected: Callable[[], bool],
         proxy_trusted: bool = False,
+        tls: Optional[TLSConnectionInfo] = None,
     ) -> None:
         self.head = head
         self.body = body
@@ -101,6 +105,7 @@ class WSGIRequest:
         self.listener = listener
         self.client_disconnected = client_disconnected
         self.proxy_trusted = proxy_trusted  # the peer is a trusted proxy (decided at accept)
+        self.tls = tls  # the connection's TLS facts; None on plain HTTP
 
 
 class _ResponseState(enum.Enum):
@@ -210,6 +215,10 @@ class WSGIGateway:
         if head.content_length is not None or head.chunked:
             # For chunked uploads the body is complete, so its decoded length is known.
             environ["CONTENT_LENGTH"] = str(request.body_length)
+        if request.tls is not None:
+            # Before the proxy rewrite: a trusted proxy's X-Forwarded-Proto still wins.
+            environ.update(request.tls.environ)
+            environ[TLS_ENVIRON_KEY] = request.tls
         if self.proxy is not None:
             self.proxy.apply(environ, request.proxy_trusted)  # may raise MalformedProxyHeader
         # CGI lets REMOTE_HOST be the address when no name is looked up (RFC 3875 4.1.9).

@@ -8,7 +8,10 @@ import socket
 import pytest
 
 from tests.apps import EchoApp, hello, status_app, streaming
+from tests.conftest import OVER_TLS_TOO, PLAIN_ONLY
 from tests.httpclient import Connection, request
+
+pytestmark = OVER_TLS_TOO
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
@@ -167,6 +170,7 @@ def test_chunked_request_body_reaches_app_with_length(start_server):
     assert seen["read_after_end"] == ""
 
 
+@PLAIN_ONLY
 def test_ipv6_listener(start_server):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
@@ -183,6 +187,7 @@ def test_ipv6_listener(start_server):
     assert response.body == b"hello"
 
 
+@PLAIN_ONLY
 def test_unix_socket(start_server, tmp_path):
     path = str(tmp_path / "server.sock")
     app = EchoApp()

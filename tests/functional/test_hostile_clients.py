@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.apps import EchoApp, hello
+from tests.conftest import OVER_TLS_TOO
 from tests.httpclient import Connection, request
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
@@ -100,6 +101,7 @@ def test_head_deadline_is_not_extended_by_trickled_bytes(start_server):
         trickler.finish()
 
 
+@OVER_TLS_TOO
 def test_slow_body_sender_is_cut_while_others_are_served(start_server):
     app = EchoApp()
     server = start_server(app, request_body_timeout=1)
@@ -113,6 +115,7 @@ def test_slow_body_sender_is_cut_while_others_are_served(start_server):
     assert [call["REQUEST_METHOD"] for call in app.calls] == ["GET"]
 
 
+@OVER_TLS_TOO
 def test_slow_reader_is_cut_and_its_worker_freed(start_server):
     aborted = threading.Event()
 
@@ -273,6 +276,7 @@ def test_connection_churn_leaves_no_channel_and_no_busy_loop(start_server):
     assert time.process_time() - cpu_before < 0.3
 
 
+@OVER_TLS_TOO
 def test_client_gone_mid_upload_leaves_no_temp_file(start_server):
     app = EchoApp()
     server = start_server(app, inbuf_overflow=1024)

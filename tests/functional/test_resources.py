@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.conftest import OVER_TLS_TOO
 from tests.httpclient import Connection
 from tests.processes import ServerProcess, python_snippet
 
@@ -21,6 +22,7 @@ CHUNK = b"z" * 65536
 TOTAL_CHUNKS = 1024  # 64 MiB
 
 
+@OVER_TLS_TOO
 def test_worker_waits_when_a_client_does_not_read(start_server):
     produced = {"bytes": 0}
     progressed = threading.Condition()

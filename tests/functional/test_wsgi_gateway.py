@@ -9,12 +9,15 @@ import threading
 import pytest
 
 from tests.apps import EchoApp
+from tests.conftest import OVER_TLS_TOO
 from tests.httpclient import Connection, request
+
+pytestmark = OVER_TLS_TOO
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
 
-def test_environ_is_complete(start_server):
+def test_environ_is_complete(start_server, scheme):
     app = EchoApp()
     server = start_server(app)
     request(
@@ -39,7 +42,7 @@ def test_environ_is_complete(start_server):
     assert seen["HTTP_X_MULTI"] == "one, two"
     assert seen["HTTP_COOKIE"] == "a=1; b=2"
     assert "HTTP_CONTENT_LENGTH" not in seen and "HTTP_CONTENT_TYPE" not in seen
-    assert seen["wsgi.url_scheme"] == "http"
+    assert seen["wsgi.url_scheme"] == scheme
     assert seen["wsgi.version"] == (1, 0)
     assert seen["wsgi.multithread"] is True
     assert seen["wsgi.multiprocess"] is False

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ServerCertificates
+
 trustme = pytest.importorskip("trustme")
 serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
 
@@ -70,3 +72,27 @@ def server_certificate(ca: Any) -> Any:
 @pytest.fixture
 def files(tmp_path: Path, ca: Any, server_certificate: Any) -> CertificateFiles:
     return CertificateFiles(tmp_path, ca, server_certificate, ca.issue_cert("stranger.example"))
+
+
+def _install(certificate: Any, certfile: Path, keyfile: Path) -> None:
+    certfile.write_bytes(b"".join(blob.bytes() for blob in certificate.cert_chain_pems))
+    keyfile.write_bytes(certificate.private_key_pem.bytes())
+
+
+def peer_names(sock: Any) -> set[str]:
+    """The DNS names of the certificate the server presented on ``sock``."""
+    return {value for kind, value in sock.getpeercert()["subjectAltName"] if kind == "DNS"}
+
+
+@pytest.fixture
+def renewable(https_certificates: ServerCertificates, tmp_path: Path) -> Any:
+    """Certificate files a test may renew: ``renew(name)`` issues one that also names ``name``."""
+    certfile, keyfile = tmp_path / "live-cert.pem", tmp_path / "live-key.pem"
+
+    def renew(name: str) -> None:
+        _install(https_certificates.ca.issue_cert("localhost", "127.0.0.1", name), certfile, keyfile)
+
+    renew("before.example")
+    renew.settings = {"certfile": str(certfile), "keyfile": str(keyfile)}  # type: ignore[attr-defined]
+    renew.keyfile = keyfile  # type: ignore[attr-defined]
+    return renew

@@ -12,48 +12,8 @@ from waitress_like.config import Settings
 from waitress_like.tls import ServerTLS, build_server_tls
 from waitress_like.tlsio import PLAINTEXT_BLOCK_BYTES, PlainHTTPOnTLSPort, TLSStream
 
+from .bioclient import Client
 from .conftest import CertificateFiles
-
-
-class Client:
-    """The client's end: an SSLObject whose records go over a blocking socket (5 s timeout)."""
-
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self.sock = sock
-        sock.settimeout(5)
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
-
-    def handshake(self) -> bool:
-        try:
-            self.tls.do_handshake()
-            done = True
-        except ssl.SSLWantReadError:
-            done = False
-        self.flush()
-        return done
-
-    def flush(self) -> None:
-        self.sock.sendall(self.outgoing.read())
-
-    def receive(self) -> None:
-        data = self.sock.recv(1 << 20)
-        if data:
-            self.incoming.write(data)
-        else:
-            self.incoming.write_eof()
-
-    def send(self, data: bytes) -> None:
-        self.tls.write(data)
-        self.flush()
-
-    def read_available(self) -> bytes:
-        received = b""
-        while True:
-            try:
-                received += self.tls.read(1 << 20)
-            except ssl.SSLWantReadError:
-                return received
 
 
 @pytest.fixture
@@ -111,7 +71,8 @@ def test_a_large_response_is_sent_with_back_pressure(files: CertificateFiles, so
     while len(received) < len(payload):
         try:
             taken = stream.send(payload[offset:]) if offset < len(payload) else 0
-            assert taken <= PLAINTEXT_BLOCK_BYTES
+            # However much it took, at most one block of records waits for the socket.
+            assert stream.unsent_bytes <= PLAINTEXT_BLOCK_BYTES + 4 * 256
             offset += taken
             if offset == len(payload):
                 stream.flush()
@@ -213,3 +174,15 @@ def test_half_a_record_is_not_yet_readable(files: CertificateFiles, sockets: Any
         stream.recv(65536)
     client.sock.sendall(record[10:])
     assert stream.recv(65536) == b"GET / HTTP/1.1\r\n\r\n"
+
+
+def test_send_goes_on_while_the_socket_takes_the_records(files: CertificateFiles, sockets: Any):
+    sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    stream, client = _connect(files, sockets)
+    payload = b"y" * (3 * PLAINTEXT_BLOCK_BYTES + 5)  # fits the socket pair's buffers
+    assert stream.send(payload) == len(payload) and not stream.wants_write
+    received = b""
+    while len(received) < len(payload):
+        client.receive()
+        received += client.read_available()
+    assert received == payload

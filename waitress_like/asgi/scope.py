@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import quote_from_bytes
 
+from ..tlsinfo import TLS_ENVIRON_KEY
+
 __all__ = [
     "ASGI_VERSION",
     "HTTP_SPEC_VERSION",
@@ -131,13 +133,14 @@ def build_http_scope(environ: Mapping[str, Any], state: Mapping[str, Any]) -> di
     ``path`` is the full path, ``root_path`` (``SCRIPT_NAME``) included, as the ASGI
     spec's WSGI-compatibility section says; ``state`` is a shallow copy of ``state``
     (the lifespan state). ``client`` is None when the environ has no remote port (Unix
-    sockets); ``server`` has None as port then.
+    sockets); ``server`` has None as port then. On a TLS connection ``extensions`` holds
+    the ASGI ``tls`` extension (absent on plain connections).
     """
     script_name = environ.get("SCRIPT_NAME", "")
     full_path = script_name + environ.get("PATH_INFO", "")
     remote_port = _port(environ.get("REMOTE_PORT"))
     remote_addr = environ.get("REMOTE_ADDR")
-    return {
+    scope = {
         "type": "http",
         "asgi": {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION},
         "http_version": _http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.0")),
@@ -152,6 +155,10 @@ def build_http_scope(environ: Mapping[str, Any], state: Mapping[str, Any]) -> di
         "server": (environ.get("SERVER_NAME", ""), _port(environ.get("SERVER_PORT"))),
         "state": dict(state),
     }
+    tls = environ.get(TLS_ENVIRON_KEY)
+    if tls is not None:
+        scope["extensions"] = {"tls": tls.asgi_extension()}
+    return scope
 
 
 def build_websocket_scope(
@@ -170,5 +177,5 @@ def build_websocket_scope(
     scope["asgi"] = {"version": ASGI_VERSION, "spec_version": WEBSOCKET_SPEC_VERSION}
     scope["scheme"] = _WEBSOCKET_SCHEMES.get(scope["scheme"], scope["scheme"])
     scope["subprotocols"] = list(subprotocols)
-    scope["extensions"] = {"websocket.http.response": {}}
+    scope.setdefault("extensions", {})["websocket.http.response"] = {}
     return scope
