@@ -552,6 +552,7 @@ class Channel:
             self._listener,
             self.client_disconnected,
             proxy_trusted=self._proxy_trusted,
+            tls=self._tls.info if self._tls is not None else None,
         )
         leftover = self._parser.take_unparsed_bytes()
         if self._deadline_timer is not None:

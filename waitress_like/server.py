@@ -344,7 +344,7 @@ class Server:
     def upgrade_to_websocket(self, channel: Channel, request: WSGIRequest, leftover: bytes) -> None:
         """A WebSocket connection takes the channel's socket and its place in the table."""
         assert self.websockets is not None
-        connection = self.websockets.open(self, channel.socket, request, leftover)
+        connection = self.websockets.open(self, channel.socket, request, leftover, channel.transport)
         self.channels.replace(channel, connection)
         connection.start()
 

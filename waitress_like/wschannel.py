@@ -55,6 +55,7 @@ from .protocol.websocket import (
 from .protocol.ws_deflate import DeflateOptions
 from .protocol.ws_handshake import WebSocketUpgrade, accept_handshake
 from .wsgi import WSGIGateway, WSGIRequest
+from .tlsio import TLSStream
 
 __all__ = ["WebSocketChannel", "WebSocketOwner", "WebSocketPhase", "WebSocketPolicy", "WebSocketService"]
 
@@ -142,11 +143,17 @@ class WebSocketService:
         return cls(app, gateway, WebSocketPolicy.from_settings(settings))
 
     def open(
-        self, owner: WebSocketOwner, sock: socket.socket, request: WSGIRequest, leftover: bytes
+        self,
+        owner: WebSocketOwner,
+        sock: socket.socket,
+        request: WSGIRequest,
+        leftover: bytes,
+        transport: Any = None,
     ) -> WebSocketChannel:
         """A connection for the upgrade ``request``; call its ``start()`` once it is in
-        the connection table."""
-        return WebSocketChannel(self, owner, sock, request, leftover)
+        the connection table. ``transport`` is the HTTP channel's: the socket itself, or
+        the connection's :class:`~waitress_like.tlsio.TLSStream` over it."""
+        return WebSocketChannel(self, owner, sock, request, leftover, transport)
 
     def environ(self, request: WSGIRequest) -> dict[str, Any]:
         """The request's environ, as a WSGI application would get it. Raises
@@ -227,6 +234,8 @@ class WebSocketChannel:
         "_owner",
         "_loop",
         "socket",
+        "transport",
+        "_tls",
         "_request",
         "_environ",
         "_arrived_at",
@@ -262,12 +271,15 @@ class WebSocketChannel:
         sock: socket.socket,
         request: WSGIRequest,
         leftover: bytes,
+        transport: Any = None,
     ) -> None:
         self._service = service
         self._policy = service.policy
         self._owner = owner
         self._loop = owner.loop
-        self.socket = sock
+        self.socket = sock  # registered with the loop; bytes go through the transport
+        self.transport: Any = sock if transport is None else transport
+        self._tls: Optional[TLSStream] = transport if isinstance(transport, TLSStream) else None
         self._request = request
         self._environ: Optional[dict[str, Any]] = None  # kept for the access log until answered
         self._arrived_at = time.time()  # wall clock, for the access log; 0.0 once logged
@@ -431,7 +443,7 @@ class WebSocketChannel:
     def _read(self) -> None:
         size = self._recv_size
         try:
-            data = self.socket.recv(size)
+            data = self.transport.recv(size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -517,8 +529,16 @@ class WebSocketChannel:
 
     def _flush(self) -> None:
         output = self._output
-        sock = self.socket
+        sock = self.transport
         sent_any = False
+        if self._tls is not None and self._tls.wants_write:
+            unsent = self._tls.unsent_bytes
+            try:
+                self._tls.flush()  # records encrypted earlier go first
+            except OSError as error:
+                self._connection_lost(error)
+                return
+            sent_any = self._tls.unsent_bytes != unsent
         while output:
             chunk = output[0]
             try:
@@ -598,7 +618,7 @@ class WebSocketChannel:
 
     def _update_interest(self) -> None:
         events = EVENT_READ if self._wants_to_read() else 0
-        if self._output_bytes:
+        if self._output_bytes or (self._tls is not None and self._tls.wants_write):
             events |= EVENT_WRITE
         if events == self._interest:
             return
@@ -696,6 +716,8 @@ class WebSocketChannel:
         if self._peer_eof:
             self._close_socket()
             return
+        if self._tls is not None:
+            self._tls.close_notify()  # best effort: a refused handshake's last word
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:

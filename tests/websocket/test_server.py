@@ -232,3 +232,26 @@ def test_handshakes_are_in_the_access_log(serve, tmp_path) -> None:
     lines = log_path.read_text().splitlines()
     assert '"GET /echo?x=1 HTTP/1.1" 101' in lines[0]
     assert '"GET /reject HTTP/1.1" 403' in lines[1]
+
+
+def test_echo_over_tls_with_the_tls_extension_in_the_scope(start_server, https_certificates) -> None:
+    import ssl
+
+    probe = Probe()
+    running = start_server(
+        make_app(probe), certfile=https_certificates.certfile, keyfile=https_certificates.keyfile
+    )
+    port = running.address[1]
+    context = ssl.create_default_context(cafile=https_certificates.cafile)
+    big = bytes(range(256)) * 8192  # 2 MiB: many TLS records each way
+    with connect(f"wss://localhost:{port}/echo", ssl=context, max_size=None) as ws:
+        ws.send("héllo")
+        assert ws.recv(timeout=WAIT_SECONDS) == "héllo"
+        ws.send(big)
+        assert ws.recv(timeout=WAIT_SECONDS) == big
+        ws.close(1000, "done")
+    assert probe.ended.wait(WAIT_SECONDS)
+    scope = probe.scopes[0]
+    assert scope["scheme"] == "wss"
+    assert scope["extensions"]["tls"]["tls_version"] in (0x0303, 0x0304)
+    assert "websocket.http.response" in scope["extensions"]
