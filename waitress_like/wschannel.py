@@ -54,8 +54,8 @@ from .protocol.websocket import (
 )
 from .protocol.ws_deflate import DeflateOptions
 from .protocol.ws_handshake import WebSocketUpgrade, accept_handshake
-from .wsgi import WSGIGateway, WSGIRequest
 from .tlsio import TLSStream
+from .wsgi import WSGIGateway, WSGIRequest
 
 __all__ = ["WebSocketChannel", "WebSocketOwner", "WebSocketPhase", "WebSocketPolicy", "WebSocketService"]
 
