@@ -400,6 +400,7 @@ def _make_gateway(app: Any, settings: Settings, proxy: ProxyPolicy) -> WSGIGatew
         ident=settings.ident or "",
         expose_tracebacks=settings.expose_tracebacks,
         server_header=settings.server_header,
+        multiprocess=settings.workers > 1,
         date_header=settings.date_header,
         default_headers=settings.default_headers,
         proxy=proxy if proxy.rewrites_environ else None,

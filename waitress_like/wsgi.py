@@ -152,7 +152,10 @@ class WSGIGateway:
         date_header: bool = True,
         default_headers: tuple[tuple[str, str], ...] = (),
         proxy: Optional[ProxyPolicy] = None,
+        multiprocess: bool = False,
     ) -> None:
+        """``multiprocess``: other processes run the same application at once (worker
+        processes), as ``wsgi.multiprocess`` tells it (PEP 3333)."""
         self.app = app
         self.proxy = proxy  # rewrites the environ from trusted forwarding headers
         # What the server adds to every response head: Server, Date, default headers.
@@ -161,14 +164,13 @@ class WSGIGateway:
         self.access_log: Any = None
         self.metrics: MetricsRecorder = NO_METRICS  # told of every request that ends here
         self.url_prefix = url_prefix
-        self.ident = ident
         self.expose_tracebacks = expose_tracebacks
         self.base_environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url_scheme,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
+            "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
             "wsgi.file_wrapper": FileWrapper,

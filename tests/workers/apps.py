@@ -25,6 +25,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         time.sleep(float(environ.get("QUERY_STRING") or "1"))
     elif path == "/hang":
         _BACKTRACKING.match("a" * 64 + "b")  # never returns, never releases the GIL
+    elif path == "/multiprocess":
+        body = str(environ["wsgi.multiprocess"]).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     body = f"{os.getpid()}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -45,6 +45,25 @@ def test_serve_forks_workers_with_an_application_object():
 
 
 @linux_only
+def test_workers_tell_the_application_it_runs_in_several_processes():
+    code = """
+        from waitress_like import serve
+        from tests.workers.apps import app
+        serve(app, listen="127.0.0.1:0", workers=2, graceful_timeout=5)
+    """
+    with Supervised(_snippet(code), snippet=True) as server:
+        server.wait_ready(2)
+        request = b"GET /multiprocess HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(request)
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+        assert data.endswith(b"\r\n\r\nTrue")  # PEP 3333 wsgi.multiprocess
+        assert server.stop() == 0
+
+
+@linux_only
 def test_the_spawn_path_imports_the_application_in_each_worker_and_reloads_it():
     # What Windows does, with inherited descriptors in place of socket.share().
     code = """
