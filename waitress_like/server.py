@@ -71,6 +71,9 @@ class Server:
 
     To its channels it is their :class:`~waitress_like.channel.ChannelOwner`. ``tls``
     holds the certificate context that connections to TLS listeners start with.
+    ``access_log`` is the access log made from ``settings`` when it is opened before
+    the server is made (a worker process opens it before giving up root); by default
+    the server makes it.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Server:
         loop: Optional[EventLoop] = None,
         metrics: Optional[MetricsRecorder] = None,
         tls: Optional[TLSContextHolder] = None,
+        access_log: Optional[AccessLog] = None,
     ) -> None:
         if tls is None and any(listener.is_tls for listener in listeners):
             raise ValueError("TLS listeners need a TLSContextHolder (see create_server)")
@@ -100,7 +104,8 @@ class Server:
         )
         self.policy = ChannelPolicy.from_settings(settings)
         self.gateway = _make_gateway(app, settings, self.policy.proxy)
-        access_log = AccessLog(settings.access_log_format, settings.access_log)
+        if access_log is None:
+            access_log = AccessLog(settings.access_log_format, settings.access_log)
         self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
         self.gateway.access_log = self.access_log
         self.metrics = self.gateway.metrics = metrics if metrics is not None else NO_METRICS
@@ -512,6 +517,7 @@ def assemble_server(
     *,
     tls: Optional[TLSContextHolder],
     metrics_report: Optional[Callable[[dict[str, Any]], None]] = None,
+    access_log: Optional[AccessLog] = None,
     loop: Optional[EventLoop] = None,
 ) -> Server:
     """A :class:`Server` on bound ``listeners`` with the metrics ``settings`` ask for:
@@ -523,8 +529,8 @@ def assemble_server(
     listener may serve TLS). A worker process passes ``metrics_report``, which hands
     metrics snapshots to its supervisor (see
     :func:`~waitress_like.server_metrics.metrics_from_settings`): it then binds no
-    ``metrics_listen`` socket. Raises BindError for ``metrics_listen``, having closed
-    ``listeners``.
+    ``metrics_listen`` socket, and its ``access_log``, opened before it gave up root.
+    Raises BindError for ``metrics_listen``, having closed ``listeners``.
     """
     try:
         metrics = metrics_from_settings(settings, report=metrics_report)
@@ -532,4 +538,6 @@ def assemble_server(
         for listener in listeners:
             listener.close()
         raise
-    return Server(app, settings, listeners, lifespan, loop=loop, metrics=metrics, tls=tls)
+    return Server(
+        app, settings, listeners, lifespan, loop=loop, metrics=metrics, tls=tls, access_log=access_log
+    )

@@ -42,6 +42,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from . import workerlink
+from .accesslog import AccessLog
 from .asgi import resolve_application
 from .config import Settings
 from .errors import WaitressLikeError, describe_exception
@@ -264,9 +265,10 @@ def _build(boot: WorkerBoot, view: WorkerView, sockets: list[socket.socket]) -> 
     boot.hooks.call_strict("post_fork", SupervisorView(boot.supervisor_pid, settings), view)
     listeners = _listeners(sockets, boot.tls_flags)
     # Read the certificate files afresh (a worker started after SIGHUP serves the renewed
-    # ones), before giving up root as a single process does: a key only root may read
-    # still loads.
+    # ones) and open the access log before giving up root, as a single process does: a
+    # key only root may read still loads, a log directory only root may write works.
     tls = create_context_holder(settings)
+    access_log = AccessLog(settings.access_log_format, settings.access_log)
     ProcessSettings(settings).switch_user()
     app = boot.app
     if app is None:
@@ -279,7 +281,13 @@ def _build(boot: WorkerBoot, view: WorkerView, sockets: list[socket.socket]) -> 
     # No metrics listener here: the supervisor serves metrics_listen with the numbers of
     # every worker, which each sends it over the link.
     server = assemble_server(
-        app, settings, listeners, lifespan, tls=tls, metrics_report=_metrics_sender(view.link)
+        app,
+        settings,
+        listeners,
+        lifespan,
+        tls=tls,
+        metrics_report=_metrics_sender(view.link),
+        access_log=access_log,
     )
     view.server = server
     boot.hooks.call_strict("post_worker_init", view)
