@@ -1,6 +1,6 @@
 """Run waitress_like (or pserve, or a snippet of Python) in a real child process.
 
-The child logs ``Serving on http://HOST:PORT`` on stderr once it listens; the tests wait for
+The child logs ``Serving on http://HOST:PORT`` (or ``https://``) on stderr once it listens; the tests wait for
 that line (an event, not a sleep), speak raw HTTP to the port, then stop the child with a
 signal and check its exit status. Every wait is bounded.
 
@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 from tests.httpclient import Response, request
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVING_LINE = re.compile(r"Serving on http://(\[[^\]]+\]|[^:/\s]+):(\d+)")
+SERVING_LINE = re.compile(r"Serving on https?://(\[[^\]]+\]|[^:/\s]+):(\d+)")
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 

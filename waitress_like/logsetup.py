@@ -15,6 +15,10 @@ the access log is written by worker threads directly (see :mod:`waitress_like.ac
 SIGUSR1 (through :func:`reopen_log_files_soon`) and :func:`reopen_log_files` reopen every
 log file: after ``logrotate`` has moved them, new lines go to new files.
 
+A forked worker process gets a writer thread of its own (``os.register_at_fork``); a
+process that is about to leave with ``os._exit`` (or whose interpreter ends, killing
+the daemon writer) calls :func:`flush_logs` first, so its last records are written.
+
 Thread contract: :func:`configure_logging` and :meth:`LogSetup.close` on the thread that
 starts and stops serving; :func:`reopen_log_files` on any thread (it does file I/O);
 :func:`reopen_log_files_soon` on any thread but not in a signal handler (it may start a
@@ -41,6 +45,7 @@ __all__ = [
     "SERVER_LOGGER",
     "LogSetup",
     "configure_logging",
+    "flush_logs",
     "logging_settings",
     "reopen_log_files",
     "reopen_log_files_soon",
@@ -218,12 +223,24 @@ class LogSetup:
             if item is _REOPEN:
                 reopen_log_files(self._targets)
                 continue
+            if isinstance(item, threading.Event):  # flush(): what came before is written
+                item.set()
+                continue
             for handler in self._targets:
                 if item.levelno >= handler.level:
                     try:
                         handler.handle(item)
                     except Exception:  # pragma: no cover - handleError normally catches
                         pass
+
+    def flush(self, timeout_seconds: float) -> bool:
+        """Any thread but the writer: wait (at most ``timeout_seconds``) until the records
+        queued so far are written; False if they were not in time."""
+        if not self._thread.is_alive():
+            return True
+        written = threading.Event()
+        self._records.put(written)
+        return written.wait(timeout_seconds)
 
     def request_reopen(self) -> None:
         """Any thread, even a signal handler: the writer thread reopens the files next."""
@@ -302,6 +319,15 @@ def _restart_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_after_fork)
+
+
+def flush_logs(timeout_seconds: float = 2.0) -> bool:
+    """Any thread: write out what the active writer thread has queued, waiting at most
+    ``timeout_seconds`` (a stuck disk must not keep a process from exiting); True when
+    done. For a process about to exit: the writer is a daemon thread, which dies with
+    the process, and ``os._exit`` does not wait for it."""
+    setup = _active
+    return True if setup is None else setup.flush(timeout_seconds)
 
 
 def reopen_log_files_soon() -> None:

@@ -87,6 +87,11 @@ class MetricsEndpoint:
         self._started = False
 
     @property
+    def loop(self) -> Any:
+        """The endpoint server's event loop (a forked child closes its copy)."""
+        return self._server.loop
+
+    @property
     def addresses(self) -> list[Any]:
         return [listener.address for listener in self.listeners]
 

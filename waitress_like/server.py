@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .accesslog import AccessLog
 from .admission import Acceptor, ConnectionTable
@@ -37,7 +37,7 @@ from .tls import TLSContextHolder, create_context_holder
 from .wschannel import WebSocketService
 from .wsgi import WSGIGateway, WSGIRequest
 
-__all__ = ["Server", "ServerState", "create_server", "run_until_signalled"]
+__all__ = ["Server", "ServerState", "assemble_server", "create_server", "run_until_signalled"]
 
 log = logging.getLogger("waitress_like")
 
@@ -71,6 +71,9 @@ class Server:
 
     To its channels it is their :class:`~waitress_like.channel.ChannelOwner`. ``tls``
     holds the certificate context that connections to TLS listeners start with.
+    ``access_log`` is the access log made from ``settings`` when it is opened before
+    the server is made (a worker process opens it before giving up root); by default
+    the server makes it.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Server:
         loop: Optional[EventLoop] = None,
         metrics: Optional[MetricsRecorder] = None,
         tls: Optional[TLSContextHolder] = None,
+        access_log: Optional[AccessLog] = None,
     ) -> None:
         if tls is None and any(listener.is_tls for listener in listeners):
             raise ValueError("TLS listeners need a TLSContextHolder (see create_server)")
@@ -100,7 +104,8 @@ class Server:
         )
         self.policy = ChannelPolicy.from_settings(settings)
         self.gateway = _make_gateway(app, settings, self.policy.proxy)
-        access_log = AccessLog(settings.access_log_format, settings.access_log)
+        if access_log is None:
+            access_log = AccessLog(settings.access_log_format, settings.access_log)
         self.access_log: Optional[AccessLog] = access_log if access_log.enabled else None
         self.gateway.access_log = self.access_log
         self.metrics = self.gateway.metrics = metrics if metrics is not None else NO_METRICS
@@ -502,10 +507,38 @@ def create_server(app: Any, *, _loop: Optional[EventLoop] = None, **settings: An
         sockets=(*validated.sockets, *inherited),
         tls=validated.certfile is not None,
     )
+    return assemble_server(app, validated, listeners, lifespan, tls=tls, loop=_loop)
+
+
+def assemble_server(
+    app: Any,
+    settings: Settings,
+    listeners: list[Listener],
+    lifespan: Any = None,
+    *,
+    tls: Optional[TLSContextHolder],
+    metrics_report: Optional[Callable[[dict[str, Any]], None]] = None,
+    access_log: Optional[AccessLog] = None,
+    loop: Optional[EventLoop] = None,
+) -> Server:
+    """A :class:`Server` on bound ``listeners`` with the metrics ``settings`` ask for:
+    what :func:`create_server` and a worker process (:mod:`waitress_like.worker`) share.
+
+    ``app`` and ``lifespan`` come from :func:`~waitress_like.asgi.resolve_application`;
+    ``tls`` is :func:`~waitress_like.tls.create_context_holder` of the same settings,
+    made before the listeners were bound (None when ``certfile`` is unset; then no
+    listener may serve TLS). A worker process passes ``metrics_report``, which hands
+    metrics snapshots to its supervisor (see
+    :func:`~waitress_like.server_metrics.metrics_from_settings`): it then binds no
+    ``metrics_listen`` socket, and its ``access_log``, opened before it gave up root.
+    Raises BindError for ``metrics_listen``, having closed ``listeners``.
+    """
     try:
-        metrics = metrics_from_settings(validated)
+        metrics = metrics_from_settings(settings, report=metrics_report)
     except BaseException:
         for listener in listeners:
             listener.close()
         raise
-    return Server(app, validated, listeners, lifespan, loop=_loop, metrics=metrics, tls=tls)
+    return Server(
+        app, settings, listeners, lifespan, loop=loop, metrics=metrics, tls=tls, access_log=access_log
+    )

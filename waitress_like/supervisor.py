@@ -18,7 +18,14 @@ gunicorn's arbiter semantics, so that its users know them:
 
 Workers are forked on Unix and spawned (a new interpreter that imports the application) on
 Windows; see :mod:`waitress_like.workerproc`. Each has a link (:mod:`waitress_like.workerlink`)
-that carries its heartbeats and the supervisor's commands.
+that carries its heartbeats, its metrics and the supervisor's commands.
+
+Each worker assembles its server as ``create_server`` does (TLS, metrics, access log) on
+the supervisor's sockets; what only the supervisor can know travels with the boot data:
+which socket serves TLS. The supervisor checks the certificate before binding (and
+again before a reload starts new workers, which read the files afresh), and with
+``metrics_listen`` serves the total of its workers' metrics (see
+:mod:`waitress_like.supervisor_metrics`).
 
 Thread contract: :meth:`Supervisor.run` runs on one thread (the main thread, to get
 signals; another thread works for a service, without them). :meth:`Supervisor.request_stop`
@@ -43,10 +50,13 @@ from .config import SETTINGS_BY_NAME, Settings
 from .errors import ConfigError, WaitressLikeError, describe_exception
 from .hooks import Hooks
 from .importer import load_application
-from .listeners import systemd_listen_fds
+from .listeners import Listener, systemd_listen_fds
 from .logsetup import reopen_log_files_soon
 from .process import PidFile, ProcessSettings, set_process_title
 from .proxy import trusted_proxy_from_environment
+from .server import Server
+from .supervisor_metrics import SupervisorMetrics, supervisor_metrics_from_settings
+from .tls import create_context_holder
 from .worker import SETTLE_SECONDS, SpawnBoot, WorkerBoot
 from .workerproc import WorkerProcess, fork_worker, spawn_worker
 from .workersockets import WorkerSockets
@@ -70,7 +80,9 @@ KILL_GRACE_SECONDS = 2.0
 #: On top of graceful_timeout: closing what is left and stopping threads.
 STOP_MARGIN_SECONDS = 5.0
 _TICK_SECONDS = 0.25
-_LISTEN_SETTINGS = ("host", "port", "listen", "unix_socket", "fd", "sockets", "ipv4", "ipv6", "reuse_port")
+_LISTEN_SETTINGS = (
+    "host", "port", "listen", "unix_socket", "fd", "sockets", "ipv4", "ipv6", "reuse_port", "metrics_listen",
+)  # fmt: skip
 
 STARTING, READY = "starting", "ready"
 _WINDOWS = os.name == "nt"
@@ -133,6 +145,7 @@ class WorkerRecord:
         self.requests = 0
         self.superseded = False  # a successor is wanted (reload, max_requests)
         self.retiring = False  # told to stop; its exit is expected
+        self.replaced_for: Optional[str] = None  # why it retires, when a successor takes over
         self.aborted = False
         self.kill_at: Optional[float] = None
         self.failure: Optional[str] = None
@@ -183,8 +196,10 @@ class Supervisor:
             workerlink.HEARTBEAT: self._on_heartbeat,
             workerlink.RECYCLE: self._on_recycle,
             workerlink.BOOT_ERROR: self._on_boot_error,
+            workerlink.METRICS: self._on_metrics,
         }
         self.sockets = WorkerSockets(self.settings)
+        self.metrics: Optional[SupervisorMetrics] = None  # with metrics_listen or statsd_host
         self.failure: Optional[str] = None  # why workers could not start, once they could not
         self._init_loop_state()
 
@@ -251,12 +266,17 @@ class Supervisor:
         return self._clean
 
     def start(self) -> None:
-        """Bind, write the pidfile, preload, run the start-up hooks; the workers start in
-        :meth:`run`. Raises ConfigError, BindError, AppLoadError or HookError."""
+        """Check the certificate, bind, write the pidfile, preload, run the start-up
+        hooks, serve metrics; the workers start in :meth:`run`. Raises ConfigError,
+        BindError, AppLoadError or HookError."""
         self._started = True
         self.hooks.call_strict("on_starting", self)
         process = ProcessSettings(self.settings)
         process.before_binding()
+        # Before binding, as create_server does: a bad certificate or key fails start-up
+        # with the message naming the setting and file, not every worker in turn. The
+        # workers build their own context from the same files.
+        create_context_holder(self.settings)
         if self.settings.preload_app and self.app_source.spec is not None:
             self.app_source = AppSource(app=self._load_app(), spec=self.app_source.spec)
         for listener in self.sockets.bind():
@@ -271,6 +291,9 @@ class Supervisor:
         self._wake_write.setblocking(False)
         if self.log_listen:
             self.print_listen("Serving on {}")
+        self.metrics = supervisor_metrics_from_settings(self.settings)
+        if self.metrics is not None:
+            self.metrics.start(Server)
         self.hooks.call_strict("when_ready", self)
         self._set_num_workers(self.settings.workers)
 
@@ -284,6 +307,8 @@ class Supervisor:
         self._check_deadlines()
         if not self._stopping:
             self._manage()
+        if self.metrics is not None:
+            self.metrics.set_workers(sum(1 for w in self.workers if w.state == READY and not w.retiring))
 
     def _drain_wakeups(self) -> None:
         try:
@@ -341,7 +366,8 @@ class Supervisor:
             (w for w in serving if w.superseded or w.generation != self._generation), key=lambda w: w.age
         )
         for worker in replaced[: max(0, len(serving) - self.num_workers)]:
-            self._retire(worker, "its successor is ready")
+            # superseded: it reached max_requests; else it is of a generation before a reload.
+            self._retire(worker, "its successor is ready", "max_requests" if worker.superseded else "reload")
 
     def _start_worker(self) -> None:
         self._ages += 1
@@ -350,8 +376,8 @@ class Supervisor:
         self.hooks.call("pre_fork", self, worker)
         parent_end, child_end = socket.socketpair()
         try:
-            sockets = self.sockets.sockets(worker.slot)
-            worker.process = self._launch(worker, child_end, sockets, parent_end)
+            listeners = self.sockets.listeners(worker.slot)
+            worker.process = self._launch(worker, child_end, listeners, parent_end)
         except Exception as error:  # noqa: BLE001 - e.g. EAGAIN from fork, a bind error
             parent_end.close()
             log.error("could not start worker %d: %s", worker.age, describe_exception(error))
@@ -371,9 +397,12 @@ class Supervisor:
         self,
         worker: WorkerRecord,
         link: socket.socket,
-        sockets: list[socket.socket],
+        listeners: list[Listener],
         parent_end: socket.socket,
     ) -> WorkerProcess:
+        sockets = [listener.socket for listener in listeners]
+        # The worker cannot tell a TLS socket from a plain one: it is told, in socket order.
+        tls_flags = tuple(listener.is_tls for listener in listeners)
         limit = self.settings.max_requests
         if limit:
             limit += random.randint(0, self.settings.max_requests_jitter)
@@ -383,13 +412,14 @@ class Supervisor:
                 worker.age, self.settings, self.hooks, self.pid, app=self.app_source.app,
                 app_spec=self.app_source.spec, call_factory=self.app_source.call_factory,
                 max_requests=limit, heartbeat_seconds=heartbeat, name=self.app_source.name,
+                tls_flags=tls_flags,
             )  # fmt: skip
             return fork_worker(boot, link, sockets, self._owned_by_supervisor(parent_end, worker.slot))
         assert self.app_source.spec is not None
         spawn = SpawnBoot(
             worker.age, _plain_settings(self.given), self.app_source.spec, self.app_source.call_factory,
             self.pid, limit, heartbeat, self.app_source.name, [], config_path=self.config_path,
-            hooks=self._python_hooks(), log_level=log.getEffectiveLevel(),
+            hooks=self._python_hooks(), log_level=log.getEffectiveLevel(), tls_flags=tls_flags,
         )  # fmt: skip
         return spawn_worker(spawn, link, sockets)
 
@@ -406,6 +436,8 @@ class Supervisor:
         """What a forked child must close: the supervisor's descriptors, not its own."""
         owned: list[Any] = [self._selector, self._wake_read, self._wake_write, parent_end]
         owned += [worker.link for worker in self.workers if worker.link is not None]
+        if self.metrics is not None:
+            owned += self.metrics.inherited_resources()
         return owned + self.sockets.others(slot)
 
     def _start_failed(self, worker: WorkerRecord) -> None:
@@ -436,8 +468,11 @@ class Supervisor:
         self._start_failures = 0
         return True
 
-    def _retire(self, worker: WorkerRecord, why: str) -> None:
+    def _retire(self, worker: WorkerRecord, why: str, replaced_for: Optional[str] = None) -> None:
+        """Tell ``worker`` to finish and exit. ``replaced_for`` (a restart reason of the
+        metrics) when a successor takes its place; None when the workers are fewer."""
         worker.retiring = True
+        worker.replaced_for = replaced_for
         worker.kill_at = (
             time.monotonic() + SETTLE_SECONDS + self.settings.graceful_timeout + STOP_MARGIN_SECONDS
         )
@@ -445,13 +480,17 @@ class Supervisor:
         worker.send(workerlink.RETIRE)
 
     def _reload(self) -> None:
-        if self.reload_config is not None:
-            try:
+        try:
+            if self.reload_config is not None:
                 given, hooks = self.reload_config()
                 self._apply_reloaded(given, hooks)
-            except (ConfigError, WaitressLikeError) as error:
-                log.error("Reload failed, nothing changed: %s", error)
-                return
+            else:
+                # The new workers read the certificate files again (a renewal): a bad
+                # one is refused here, and the old workers go on serving.
+                create_context_holder(self.settings)
+        except (ConfigError, WaitressLikeError) as error:
+            log.error("Reload failed, nothing changed: %s", error)
+            return
         if self.app_source.app is not None:
             log.warning("The application was given as an object: the new workers run the same code")
         self.hooks.call("on_reload", self)
@@ -459,13 +498,20 @@ class Supervisor:
         log.info("Reloading: starting %d new workers", self.settings.workers)
         for worker in self.workers:
             if worker.state == STARTING and not worker.retiring:
-                self._retire(worker, "a reload started before it was ready")
+                self._retire(worker, "a reload started before it was ready", "reload")
         reopen_log_files_soon()
         self._set_num_workers(self.settings.workers)
 
     def _apply_reloaded(self, given: dict[str, Any], hooks: Hooks) -> None:
         given = _from_environment(given)
         settings = Settings.from_mapping(given)
+        if (settings.certfile is None) != (self.settings.certfile is None):
+            raise ConfigError(
+                "certfile", settings.certfile,
+                "whether the sockets serve TLS was decided when they were bound, and a reload "
+                "keeps them: restart the server to add or remove certfile",
+            )  # fmt: skip
+        create_context_holder(settings)  # checked once here rather than failing in each worker
         changed = [name for name in _LISTEN_SETTINGS if self.given.get(name) != given.get(name)]
         if changed:
             log.warning(
@@ -486,6 +532,24 @@ class Supervisor:
             self._close_link(worker)
             return
         worker.last_seen = time.monotonic()
+        self._dispatch(worker, messages)
+
+    def _read_last_messages(self, worker: WorkerRecord) -> None:
+        """``worker`` has exited: read what it wrote after the last select (its final
+        metrics, why it could not start), before the link closes. Its end is closed, so
+        this never waits. A ``ready`` is dropped: the worker is not."""
+        link = worker.link
+        while link is not None:
+            try:
+                data = link.recv(65536)
+                messages = worker.reader.feed(data) if data else None
+            except (OSError, workerlink.LinkError):  # BlockingIOError: nothing more
+                return
+            if messages is None:
+                return
+            self._dispatch(worker, [message for message in messages if message["kind"] != workerlink.READY])
+
+    def _dispatch(self, worker: WorkerRecord, messages: list[dict[str, Any]]) -> None:
         for message in messages:
             handler = self.message_handlers.get(message["kind"])
             if handler is None:
@@ -510,6 +574,12 @@ class Supervisor:
     def _on_boot_error(self, worker: WorkerRecord, message: dict[str, Any]) -> None:
         worker.failure = str(message.get("reason", "unknown"))
 
+    def _on_metrics(self, worker: WorkerRecord, message: dict[str, Any]) -> None:
+        snapshot = message.get("snapshot")
+        if self.metrics is not None and isinstance(snapshot, dict):
+            # The spawn number, not the pid: unique for the supervisor's lifetime.
+            self.metrics.worker_reported(worker.age, snapshot)
+
     def _close_link(self, worker: WorkerRecord) -> None:
         if worker.link is not None:
             self._selector.unregister(worker.link)
@@ -527,7 +597,10 @@ class Supervisor:
 
     def _on_exit(self, worker: WorkerRecord, status: int) -> None:
         self.workers.remove(worker)
+        self._read_last_messages(worker)
         self._close_link(worker)
+        if self.metrics is not None:
+            self.metrics.worker_exited(worker.age, self._restart_reason(worker))
         self.hooks.call("child_exit", self, worker)
         described = _describe_status(status)
         if self._stopping:
@@ -541,6 +614,15 @@ class Supervisor:
         else:
             log.warning("Worker %d (pid %s) %s; replacing it", worker.age, worker.pid, described)
         self.sockets.close_unused((worker.slot for worker in self.workers), self.num_workers)
+
+    def _restart_reason(self, worker: WorkerRecord) -> Optional[str]:
+        """Why ``worker`` is replaced, as ``worker_restarts_total`` counts it; None when
+        it is not (the supervisor stops, or there are fewer workers)."""
+        if self._stopping:
+            return None
+        if worker.retiring:
+            return worker.replaced_for
+        return "timeout" if worker.aborted else "exited"
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -591,6 +673,8 @@ class Supervisor:
                 if worker.process is not None:
                     worker.process.kill()
             self.sockets.close()
+            if self.metrics is not None:
+                self.metrics.close()
             for worker in list(self.workers):
                 self._close_link(worker)
             self._restore_signals()

@@ -89,6 +89,18 @@ class SupervisorMetrics:
             )
             self._reporter.start()
 
+    def inherited_resources(self) -> list[Any]:
+        """What a forked worker must close, having copies of them: the endpoint's
+        listening sockets and loop, and the statsd socket (objects with ``close()``,
+        which in the child closes only its copies). Their threads did not survive the fork.
+        """
+        resources: list[Any] = [listener.socket for listener in self._endpoint_listeners]
+        if self._endpoint is not None:
+            resources.append(self._endpoint.loop)
+        if self._statsd is not None:
+            resources.append(self._statsd)
+        return resources
+
     def close(self) -> None:
         if self._endpoint is not None:
             self._endpoint.close()

@@ -39,18 +39,20 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import workerlink
+from .accesslog import AccessLog
 from .asgi import resolve_application
 from .config import Settings
 from .errors import WaitressLikeError, describe_exception
 from .hooks import HookMiddleware, Hooks
 from .importer import load_application
 from .listeners import Listener
-from .logsetup import configure_logging, logging_settings, reopen_log_files_soon
+from .logsetup import configure_logging, flush_logs, logging_settings, reopen_log_files_soon
 from .process import ProcessSettings, set_process_title
-from .server import Server
+from .server import Server, assemble_server
+from .tls import create_context_holder
 
 __all__ = [
     "EXIT_BOOT_ERROR",
@@ -75,6 +77,8 @@ EXIT_ABORTED = 6  # SIGABRT from the supervisor (worker_timeout)
 
 #: How long a retiring worker goes on serving the connections it accepted before draining.
 SETTLE_SECONDS = 0.5
+#: How long a stopping worker waits for its last messages to go out on the link.
+_LAST_WORDS_SECONDS = 2.0
 
 GRACEFUL = "graceful"
 IMMEDIATE = "immediate"
@@ -88,7 +92,9 @@ class WorkerBoot:
 
     ``app`` is the application object when the supervisor has it (fork), else None and
     ``app_spec`` is imported in the worker. ``max_requests`` is this worker's own limit
-    (jitter included), 0 for none.
+    (jitter included), 0 for none. ``tls_flags`` says, for each listening socket the
+    worker gets (in their order), whether it serves TLS: the supervisor's
+    ``Listener.is_tls``.
     """
 
     age: int
@@ -101,6 +107,7 @@ class WorkerBoot:
     max_requests: int = 0
     heartbeat_seconds: float = 1.0
     name: str = "waitress_like"
+    tls_flags: tuple[bool, ...] = ()
 
 
 @dataclasses.dataclass
@@ -111,7 +118,8 @@ class SpawnBoot:
     (the sockets come separately, in ``sockets``: ``("share", bytes)`` from
     ``socket.share`` on Windows, ``("fd", number)`` elsewhere; the first is the link).
     ``hooks`` are hooks given from Python (pickled by reference); a config file's hooks
-    are read again from ``config_path``.
+    are read again from ``config_path``. ``tls_flags`` and ``log_level`` are those of
+    :class:`WorkerBoot` and of the supervisor's ``waitress_like`` logger.
     """
 
     age: int
@@ -126,6 +134,7 @@ class SpawnBoot:
     config_path: Optional[str] = None
     hooks: dict[str, Any] = dataclasses.field(default_factory=dict)
     log_level: int = logging.INFO
+    tls_flags: tuple[bool, ...] = ()
 
 
 class SupervisorView:
@@ -244,13 +253,22 @@ def run_worker(boot: WorkerBoot, link: socket.socket, sockets: list[socket.socke
     finally:
         server.close()
         boot.hooks.call("worker_exit", SupervisorView(boot.supervisor_pid, boot.settings), view)
+        # The last metrics snapshot (queued when the server stopped) goes out before the exit.
+        writer.wait_flushed(_LAST_WORDS_SECONDS)
     return EXIT_CLEAN if server.drained_cleanly else EXIT_UNCLEAN
 
 
 def _build(boot: WorkerBoot, view: WorkerView, sockets: list[socket.socket]) -> Server:
+    """Assemble the server as ``create_server`` does (TLS, metrics), on the given sockets."""
     settings = boot.settings
     set_process_title("worker", settings, boot.name)
     boot.hooks.call_strict("post_fork", SupervisorView(boot.supervisor_pid, settings), view)
+    listeners = _listeners(sockets, boot.tls_flags)
+    # Read the certificate files afresh (a worker started after SIGHUP serves the renewed
+    # ones) and open the access log before giving up root, as a single process does: a
+    # key only root may read still loads, a log directory only root may write works.
+    tls = create_context_holder(settings)
+    access_log = AccessLog(settings.access_log_format, settings.access_log)
     ProcessSettings(settings).switch_user()
     app = boot.app
     if app is None:
@@ -259,15 +277,45 @@ def _build(boot: WorkerBoot, view: WorkerView, sockets: list[socket.socket]) -> 
     app, lifespan = resolve_application(app, settings.interface, settings.lifespan)
     if "pre_request" in boot.hooks or "post_request" in boot.hooks:
         app = HookMiddleware(app, boot.hooks, view)
+    assert view.link is not None
+    # No metrics listener here: the supervisor serves metrics_listen with the numbers of
+    # every worker, which each sends it over the link.
+    server = assemble_server(
+        app,
+        settings,
+        listeners,
+        lifespan,
+        tls=tls,
+        metrics_report=_metrics_sender(view.link),
+        access_log=access_log,
+    )
+    view.server = server
+    boot.hooks.call_strict("post_worker_init", view)
+    return server
+
+
+def _listeners(sockets: list[socket.socket], tls_flags: tuple[bool, ...]) -> list[Listener]:
+    """The worker's listeners: each socket with its TLS flag from the supervisor."""
+    if len(tls_flags) != len(sockets):
+        # Never guess: a TLS socket served as plain text would leak what TLS protects.
+        raise ValueError(f"{len(sockets)} listening sockets but {len(tls_flags)} TLS flags")
     for sock in sockets:
         # Every worker wakes for a new connection and one gets it: accept() must never
         # block the others (a socket received with fromshare() starts out blocking).
         sock.setblocking(False)
     # No unix_path: the supervisor owns a unix socket's file and removes it at the end.
-    server = Server(app, settings, [Listener(sock) for sock in sockets], lifespan)
-    view.server = server
-    boot.hooks.call_strict("post_worker_init", view)
-    return server
+    return [Listener(sock, is_tls=tls) for sock, tls in zip(sockets, tls_flags)]
+
+
+def _metrics_sender(writer: workerlink.LinkWriter) -> Callable[[dict[str, Any]], None]:
+    """The worker's metrics ``report``: called on the loop thread, it queues the snapshot
+    on the link and returns at once (the writer never blocks; a full link drops it, and
+    the next snapshot, cumulative, makes up for it)."""
+
+    def send(snapshot: dict[str, Any]) -> None:
+        writer.send(workerlink.METRICS, snapshot=snapshot)
+
+    return send
 
 
 def _boot_failed(boot: WorkerBoot, writer: workerlink.LinkWriter, error: BaseException) -> int:
@@ -357,6 +405,7 @@ def _install_signals(control: WorkerControl, hooks: Hooks, view: WorkerView) -> 
 
     def on_abort(signum: int, frame: Any) -> None:
         hooks.call("worker_abort", view)
+        flush_logs(1.0)  # within the supervisor's grace before SIGKILL
         _flush_output()
         os._exit(EXIT_ABORTED)
 
@@ -414,6 +463,7 @@ def _boot_from_spawn(spawn: SpawnBoot) -> WorkerBoot:
         max_requests=spawn.max_requests,
         heartbeat_seconds=spawn.heartbeat_seconds,
         name=spawn.name,
+        tls_flags=tuple(spawn.tls_flags),
     )
 
 
@@ -422,14 +472,19 @@ def main() -> int:
     spawn: SpawnBoot = pickle.load(sys.stdin.buffer)  # from our own supervisor, over a pipe
     sys.stdin.close()
     configure_logging(logging_settings(spawn.given))  # a fresh process: as the supervisor did
+    if "loglevel" not in spawn.given:  # the supervisor's level, however it was set
+        logging.getLogger("waitress_like").setLevel(spawn.log_level)
     link, *sockets = receive_sockets(spawn.sockets)
     try:
-        boot = _boot_from_spawn(spawn)
-    except BaseException as error:
-        link.setblocking(False)
-        placeholder = WorkerBoot(spawn.age, Settings(), Hooks(), spawn.supervisor_pid)
-        return _boot_failed(placeholder, workerlink.LinkWriter(link), error)
-    return run_worker(boot, link, sockets)
+        try:
+            boot = _boot_from_spawn(spawn)
+        except BaseException as error:
+            link.setblocking(False)
+            placeholder = WorkerBoot(spawn.age, Settings(), Hooks(), spawn.supervisor_pid)
+            return _boot_failed(placeholder, workerlink.LinkWriter(link), error)
+        return run_worker(boot, link, sockets)
+    finally:
+        flush_logs()  # the log writer is a daemon thread: the interpreter's end kills it
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ Worker to supervisor:
 ``boot_error``     ``{"kind": "boot_error", "reason": "..."}``: the worker could not start
                    (application import, hook, lifespan); one line, for the log and for the
                    supervisor's exit message. The worker exits next.
+``metrics``        ``{"kind": "metrics", "snapshot": {...}}``: with ``metrics_listen`` or
+                   ``statsd_host``, everything the worker counted since it started (a
+                   snapshot of :mod:`waitress_like.metrics`, a few kilobytes), from its
+                   loop thread about every second and once more when it stops
+                   gracefully. The supervisor keeps the latest per worker and serves
+                   the total (:class:`~waitress_like.supervisor_metrics.SupervisorMetrics`).
 
 Supervisor to worker:
 
@@ -34,7 +40,7 @@ Supervisor to worker:
                    what was already accepted, drain, exit.
 ``reopen_logs``    ``{"kind": "reopen_logs"}``: reopen log files (SIGUSR1).
 
-Adding a kind (say per-worker metrics snapshots): add its name below, send it with
+Adding a kind: add its name below, send it with
 :meth:`LinkWriter.send` (in a worker, the writer is ``WorkerView.link``, which hooks get
 as ``worker.link``; a loop-thread timer such as the heartbeat's is a good place), and
 register a handler for it on the receiving side (``Supervisor.message_handlers`` in the
@@ -60,6 +66,7 @@ __all__ = [
     "BOOT_ERROR",
     "HEARTBEAT",
     "MAX_MESSAGE_BYTES",
+    "METRICS",
     "READY",
     "RECYCLE",
     "REOPEN_LOGS",
@@ -79,6 +86,7 @@ READY = "ready"
 HEARTBEAT = "heartbeat"
 RECYCLE = "recycle"
 BOOT_ERROR = "boot_error"
+METRICS = "metrics"
 # Supervisor to worker.
 STOP = "stop"
 RETIRE = "retire"
@@ -178,9 +186,14 @@ class LinkWriter:
     def send_and_wait(self, kind: str, timeout_seconds: float, **fields: Any) -> bool:
         """Send one message and wait (at most ``timeout_seconds``) until it is written:
         for a last word before the process exits."""
-        deadline = time.monotonic() + timeout_seconds
         if not self.send(kind, **fields):
             return False
+        return self.wait_flushed(timeout_seconds)
+
+    def wait_flushed(self, timeout_seconds: float) -> bool:
+        """Wait (at most ``timeout_seconds``) until everything queued is written; False
+        if it was not (the peer reads nothing, or is gone). Before a process exits."""
+        deadline = time.monotonic() + timeout_seconds
         while not self.flush():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._broken:

@@ -29,6 +29,7 @@ import sys
 import traceback
 from typing import Any, Optional, Protocol, Sequence
 
+from .logsetup import flush_logs
 from .worker import EXIT_BOOT_ERROR, SpawnBoot, WorkerBoot, run_worker
 
 __all__ = ["ForkedProcess", "SpawnedProcess", "WorkerProcess", "fork_worker", "spawn_worker"]
@@ -152,6 +153,7 @@ def _child(
     except BaseException:
         traceback.print_exc()
     finally:
+        flush_logs()  # os._exit does not wait for the log writer thread
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

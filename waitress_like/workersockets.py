@@ -7,12 +7,15 @@ the same addresses (``SO_REUSEPORT``), bound when first needed, and each worker 
 slot: a replacement takes its predecessor's slot (and the connections queued on it), and
 a slot that no worker wants any more (after TTOU) is closed.
 
+Each listener keeps its TLS flag (``Listener.is_tls``), and a slot's listeners come in
+the same order with the same flags, so a worker knows which of its sockets serve TLS
+(see ``WorkerBoot.tls_flags``).
+
 Thread contract: the supervisor's thread only.
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any, Iterable
 
 from .config import ListenAddress, Settings
@@ -30,28 +33,34 @@ class WorkerSockets:
         self._slots: dict[int, list[Listener]] = {}
 
     def bind(self) -> list[Listener]:
-        """Bind (or adopt) the listening sockets, as ``create_server`` does; raises
+        """Bind (or adopt) the listening sockets, as ``create_server`` does (adopted
+        sockets and the unix socket serve TLS when ``certfile`` is set); raises
         BindError. The unix socket's file belongs to these listeners."""
         settings = self.settings
         inherited = inherited_sockets(settings.fd)
         self.listening = bind_listeners(
             settings.listen, ipv4=settings.ipv4, ipv6=settings.ipv6, backlog=settings.backlog,
             unix_socket=settings.unix_socket, unix_socket_perms=settings.unix_socket_perms,
-            sockets=(*settings.sockets, *inherited), reuse_port=settings.reuse_port,
+            sockets=(*settings.sockets, *inherited), tls=settings.certfile is not None,
+            reuse_port=settings.reuse_port,
         )  # fmt: skip
         self._slots[0] = self.listening
         return self.listening
 
-    def sockets(self, slot: int) -> list[socket.socket]:
-        """The sockets of ``slot``, bound now if they are not yet."""
+    def listeners(self, slot: int) -> list[Listener]:
+        """The listeners of ``slot``, bound now if they are not yet: one per listening
+        address, in the order of :attr:`listening`, with the same TLS flags."""
         if slot not in self._slots:
+            # reuse_port goes with TCP addresses only (the settings refuse unix_socket,
+            # fd and sockets with it), each bound to one address.
             addresses = [
-                ListenAddress(listener.address[0], listener.address[1]) for listener in self.listening
+                ListenAddress(listener.address[0], listener.address[1], tls=listener.is_tls)
+                for listener in self.listening
             ]
             self._slots[slot] = bind_listeners(
                 addresses, ipv4=True, ipv6=True, backlog=self.settings.backlog, reuse_port=True
             )
-        return [listener.socket for listener in self._slots[slot]]
+        return self._slots[slot]
 
     def free_slot(self, taken: Iterable[int]) -> int:
         """The slot for a new worker when the current workers hold ``taken``."""

@@ -1,8 +1,8 @@
 """Metrics across worker processes: what a worker reports, and what the supervisor serves.
 
-Worker processes are not there yet, so the workers here are real servers in this
-process, each reporting through the hook a worker process will use; the supervisor side
-is the real SupervisorMetrics serving a real /metrics. A worker killed without a last
+The workers here are real servers in this process, each reporting through the hook a
+worker process uses; the supervisor side is the real SupervisorMetrics serving a real
+/metrics (tests/workers/test_metrics.py does the same with worker processes). A worker killed without a last
 report and its replacement are played out, and the total is read back over HTTP with
 prometheus_client's parser.
 """

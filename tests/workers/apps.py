@@ -4,7 +4,8 @@
 
 * ``/slow?SECONDS`` sleeps first (in a worker thread: the loop thread goes on beating);
 * ``/hang`` holds the GIL for good (a regular expression that backtracks forever), which
-  stops the loop thread too, as a stuck C extension would.
+  stops the loop thread too, as a stuck C extension would;
+* ``/boom`` raises ``RuntimeError("boom in PID")``: the server logs its traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         body = str(environ["wsgi.multiprocess"]).encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    elif path == "/boom":
+        raise RuntimeError(f"boom in {os.getpid()}")
     body = f"{os.getpid()}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -54,3 +57,8 @@ async def asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Cal
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def log_goodbye(server: Any, worker: Any) -> None:
+    """A ``worker_exit`` hook: logs a line as the worker process ends."""
+    worker.log.warning("goodbye from %d", worker.pid)

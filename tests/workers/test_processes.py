@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -231,6 +233,46 @@ def test_workers_run_as_user_and_group_on_the_roots_socket():
             assert re.search(r"^Uid:\s+65534\s", status, re.M), status
         assert re.search(r"^Uid:\s+0\s", Path(f"/proc/{server.pid}/status").read_text(), re.M)
         assert get_pid(server.address) in pids
+        assert server.stop() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="changing user needs root")
+def test_workers_open_root_only_files_before_giving_up_root(tmp_path: Path, https_certificates):
+    # As a single process does: the key and the access log are opened as root, then the
+    # workers serve as nobody (before, a worker could not open the access log and died).
+    if not (_readable_by_everyone(REPO_ROOT) and _readable_by_everyone(Path(sys.prefix))):
+        pytest.skip("the checkout or the Python environment is not readable by nobody")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    keyfile = private / "key.pem"
+    keyfile.write_bytes(Path(https_certificates.keyfile).read_bytes())
+    keyfile.chmod(0o600)
+    # Like /var/log/app: nobody may look (the handler checks for a rotation) but not write.
+    logs = Path(tempfile.mkdtemp(prefix="waitress-like-logs-"))
+    logs.chmod(0o755)
+    access_log = logs / "access.log"
+    try:
+        _serve_as_nobody_with(https_certificates, keyfile, access_log)
+    finally:
+        shutil.rmtree(logs)
+
+
+def _serve_as_nobody_with(https_certificates, keyfile: Path, access_log: Path) -> None:
+    group = "nogroup" if _group_exists("nogroup") else "nobody"
+    arguments = [
+        "-w", "2", "--user=nobody", f"--group={group}", "--graceful-timeout=5",
+        f"--certfile={https_certificates.certfile}", f"--keyfile={keyfile}", f"--access-log={access_log}", APP,
+    ]  # fmt: skip
+    with Supervised(arguments) as server:
+        pids = server.wait_ready(2)
+        raw = socket.create_connection(server.address, timeout=10)
+        with raw, https_certificates.client_context().wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"GET /private HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+        assert int(data.partition(b"\r\n\r\n")[2]) in pids
+        wait_until(lambda: '"GET /private HTTP/1.1" 200' in access_log.read_text(), "the access log line")
         assert server.stop() == 0
 
 
