@@ -110,6 +110,8 @@ class _ResponseState(enum.Enum):
     FINISHED = 3
 
 
+_PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
+
 # Header name -> environ key; None for names with "_" (dropped: "X_Foo" and "X-Foo" would
 # collide in environ, the classic header-spoofing trick). Bounded so hostile clients
 # sending random names cannot grow it without end.
@@ -156,6 +158,7 @@ class WSGIGateway:
         self.access_log: Any = None
         self.metrics: MetricsRecorder = NO_METRICS  # told of every request that ends here
         self.url_prefix = url_prefix
+        self._plain_paths = not url_prefix  # PATH_INFO is the path itself when it has no "%"
         self.ident = ident
         self.expose_tracebacks = expose_tracebacks
         self.base_environ: dict[str, Any] = {
@@ -178,8 +181,11 @@ class WSGIGateway:
         head = request.head
         environ = self.base_environ.copy()
         environ["REQUEST_METHOD"] = head.method
-        environ["SERVER_PROTOCOL"] = "HTTP/%d.%d" % head.version
-        environ["PATH_INFO"] = self._path_info(head.path)
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(head.version) or "HTTP/%d.%d" % head.version
+        path = head.path
+        # Most paths need no unquoting and no prefix taken off: no call for them.
+        plain = self._plain_paths and "%" not in path and path != "*"
+        environ["PATH_INFO"] = path if plain else self._path_info(path)
         environ["QUERY_STRING"] = head.query
         environ["RAW_URI"] = environ["REQUEST_URI"] = head.target
         environ["REMOTE_ADDR"] = request.remote_addr
@@ -219,6 +225,8 @@ class WSGIGateway:
         return environ
 
     def _path_info(self, path: str) -> str:
+        # build_environ skips this call for what it would return unchanged: a path other
+        # than "*" without "%", when there is no url_prefix.
         if path == "*":
             # OPTIONS * names the server, not a resource: PEP 3333 wants PATH_INFO empty
             # or starting with "/" (RAW_URI keeps the "*").
@@ -265,7 +273,8 @@ class WSGIGateway:
             request.body.close()
             if self.access_log is not None:
                 self._log_access(request, response, environ, started)
-            self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
+            if self.metrics is not NO_METRICS:  # off by default: then nothing to compute
+                self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
 
     def _log_access(
         self, request: WSGIRequest, response: _Response, environ: dict[str, Any], started: float
