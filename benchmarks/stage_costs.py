@@ -189,7 +189,6 @@ class Replay:
     """One server-side connection driven through whole requests on this thread."""
 
     def __init__(self, app_name: str, connections: int) -> None:
-        sys.path[:0] = [str(REPO_DIR), str(BENCHMARKS_DIR)]
         from apps import WSGI_APPS
 
         from waitress_like.server import ServerState, create_server
@@ -290,7 +289,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=1, help="requests served per turn of the loop")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds; the fastest is reported")
     parser.add_argument("--cpu", type=int, default=0, help="CPU to run on (default 0, the server's)")
+    parser.add_argument("--tree", type=Path, default=REPO_DIR, help="checkout whose waitress_like to run")
     args = parser.parse_args(argv)
+    sys.path[:0] = [str(args.tree), str(BENCHMARKS_DIR)]
     os.sched_setaffinity(0, {args.cpu})
     replay = Replay(args.app, args.connections)
     turns = max(1, args.requests // args.connections)
