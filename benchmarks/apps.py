@@ -19,6 +19,10 @@ LARGE_BODY_BYTES = 1024 * 1024
 
 HELLO_BODY = b"Hello, World!"
 _LARGE_BODY = b"x" * LARGE_BODY_BYTES
+# The same 1 MiB as 16 separate 64 KiB objects, the shape frameworks produce (a list of
+# rendered pieces, or what an iterator yields).
+PIECE_BYTES = 64 * 1024
+_LARGE_BODY_PIECES = [bytes([65 + index]) * PIECE_BYTES for index in range(LARGE_BODY_BYTES // PIECE_BYTES)]
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -38,6 +42,12 @@ def large_body_app(environ: Environ, start_response: StartResponse) -> Iterable[
     """Answer a 1 MiB body held in memory, as a single chunk."""
     start_response("200 OK", _headers(len(_LARGE_BODY), "application/octet-stream"))
     return [_LARGE_BODY]
+
+
+def large_body_pieces_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Answer the same 1 MiB as a list of 16 pieces of 64 KiB each."""
+    start_response("200 OK", _headers(LARGE_BODY_BYTES, "application/octet-stream"))
+    return list(_LARGE_BODY_PIECES)
 
 
 def _read_blocks(file: Any) -> Iterable[bytes]:
@@ -114,6 +124,7 @@ async def asgi_hello_app(
 WSGI_APPS: dict[str, Callable[..., Any]] = {
     "hello": hello_app,
     "large_body": large_body_app,
+    "large_body_pieces": large_body_pieces_app,
     "file": file_app,
     "upload": upload_app,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,38 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(document: dict[str, Any], baseline: str) -> None:
-    """Fill in ``median`` and ``ratio`` (to ``baseline``) of every cell, in place."""
+    """Fill in ``median``, ``rounds``, ``spread`` and ``ratio`` (to ``baseline``) of every
+    cell, in place.
+
+    ``rounds`` is the scenario's metric in each repetition, in run order; ``spread`` is
+    their largest divided by their smallest (1.0 for a steady server; None without two
+    rounds to compare).
+    """
     for scenario in document["scenarios"]:
         metric = scenario["metric"]
         for cell in scenario["results"].values():
             cell["median"] = _median_of(cell["runs"]) if cell["runs"] else {}
+            cell["rounds"] = [run[metric] for run in cell["runs"] if metric in run]
+            cell["spread"] = _spread(cell["rounds"])
         reference = scenario["results"].get(baseline, {}).get("median", {}).get(metric)
         for cell in scenario["results"].values():
             value = cell["median"].get(metric)
             cell["ratio"] = value / reference if value is not None and reference else None
+
+
+def _spread(values: list[float]) -> float | None:
+    if len(values) < 2 or min(values) <= 0:
+        return None
+    return max(values) / min(values)
+
+
+def _rounds_text(cell: dict[str, Any]) -> str:
+    """Each round's figure, in run order, for the table ("-" before any round ran)."""
+    rounds = cell.get("rounds") or []
+    if not rounds:
+        return "-"
+    digits = 0 if max(rounds) >= 100 else 1
+    return " / ".join(f"{value:,.{digits}f}" for value in rounds)
 
 
 def _notes(scenario: dict[str, Any], cell: dict[str, Any]) -> str:
@@ -69,12 +93,15 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 
 def format_table(document: dict[str, Any], baseline: str) -> str:
-    """A fixed-width table: one row per (scenario, server), medians over the repeats."""
+    """A fixed-width table: one row per (scenario, server): the median over the repeats,
+    each round's figure in run order, and the spread (largest round / smallest)."""
     header = (
         "scenario",
         "server",
         "value",
         "unit",
+        "rounds",
+        "spread",
         f"x {baseline}",
         "p50 ms",
         "p99 ms",
@@ -96,6 +123,8 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
                     cell["label"],
                     _number(median.get(scenario["metric"])),
                     scenario["unit"],
+                    _rounds_text(cell),
+                    "-" if cell.get("spread") is None else f"{cell['spread']:.2f}",
                     "-" if cell["ratio"] is None else f"{cell['ratio']:.2f}",
                     _number(median.get("p50_ms"), 2),
                     _number(median.get("p99_ms"), 2),
@@ -108,7 +137,7 @@ def format_table(document: dict[str, Any], baseline: str) -> str:
                 )
             )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
-    right_aligned = {2, 4, 5, 6, 7, 8, 9, 10, 11}
+    right_aligned = {2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
     lines = []
     for row in rows:
         cells = [
@@ -155,17 +184,28 @@ def write_chart(document: dict[str, Any], path: Path, baseline: str) -> None:
     for axis in list(axes.flat)[len(scenarios) :]:
         axis.set_visible(False)
     machine, settings = document["machine"], document["settings"]
-    figure.suptitle(
-        f"{machine['cpu_model']}, {machine['cores']} cores, Python {machine['python']}: "
+    lines = [
+        f"{document.get('created', '')[:10]}, {machine['cpu_model']}, {machine['cores']} cores, "
+        f"Python {machine['python']}",
         f"{settings['threads']} threads, {settings['connections']} connections, "
-        f"{settings['upload_mib']} MiB uploads, {settings['idle_connections']} idle conns; "
-        f"median of {settings['repeat']} x {settings['duration_seconds']} s; ratio to {baseline} above bars",
-        fontsize=9,
-    )
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
+        f"{settings['upload_mib']} MiB uploads, {settings['idle_connections']} idle conns",
+        f"median of {settings['repeat']} x {settings['duration_seconds']} s, dots: each round, "
+        f"whiskers: min-max; ratio to {baseline} above bars",
+        *textwrap.wrap(_versions_line(document), width=55 * columns),
+    ]
+    figure.suptitle("\n".join(lines), fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.075 * len(lines) / (3.8 * rows)))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
+
+
+def _versions_line(document: dict[str, Any]) -> str:
+    """The measured packages and their versions, for the chart's title."""
+    versions: dict[str, str] = {}
+    for description in document.get("servers", {}).values():
+        versions.update(description.get("versions", {}))
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
 def _draw_scenario(axis: Any, scenario: dict[str, Any], colors: dict[str, str]) -> None:
@@ -185,6 +225,9 @@ def _draw_scenario(axis: Any, scenario: dict[str, Any], colors: dict[str, str]) 
         ],
     ]
     bars = axis.bar(positions, values, yerr=spreads, capsize=3, color=[colors[name] for name, _ in cells])
+    for position, (_, cell) in zip(positions, cells):
+        rounds = [run[metric] for run in cell["runs"] if metric in run]
+        axis.scatter([position] * len(rounds), rounds, s=9, color="black", zorder=3)
     for bar, (_, cell) in zip(bars, cells):
         if metric not in cell["median"]:
             label = "failed"

@@ -159,6 +159,13 @@ def probe_servers(args: argparse.Namespace, launch: Any) -> tuple[list[Any], dic
     for name, ws in (("uvicorn", None), ("uvicorn-websockets", "websockets"), ("uvicorn-wsproto", "wsproto")):
         if name in descriptions and "versions" in descriptions[name]:
             descriptions[name]["configuration"] = "loop=asyncio http=h11" + (f" ws={ws}" if ws else "")
+    configurations = {
+        "granian": f"--interface wsgi --http 1 --workers 1 --runtime-threads 1 --blocking-threads {args.threads}",
+        "palfrey": f"interface=wsgi (asgi3 for ASGI apps) http=h11 loop=asyncio, {args.threads} executor threads",
+    }
+    for name, configuration in configurations.items():
+        if name in descriptions and "versions" in descriptions[name]:
+            descriptions[name]["configuration"] = configuration
     return usable, descriptions
 
 

@@ -54,6 +54,9 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hello", "hello world, keep-alive", "hello", "wsgi", "wrk"),
     Scenario("body-1mib", "1 MiB response body", "large_body", "wsgi", "wrk"),
+    Scenario(
+        "body-1mib-pieces", "1 MiB response body, 16 x 64 KiB pieces", "large_body_pieces", "wsgi", "wrk"
+    ),
     Scenario("file-10mib", "10 MiB file via wsgi.file_wrapper", "file", "wsgi", "wrk"),
     Scenario("upload-length", "upload, Content-Length", "upload", "wsgi", "upload", "mib_per_second"),
     Scenario("upload-chunked", "upload, chunked", "upload", "wsgi", "upload", "mib_per_second", True),

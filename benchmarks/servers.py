@@ -3,7 +3,7 @@
 The parent side (``SERVERS``, ``probe``, ``running_server``) uses only the standard
 library. Run as a script, this module is the child side: it imports one server and serves
 one app from ``apps.py`` on 127.0.0.1 (``python servers.py --server waitress --app hello
---port 8080``). gunicorn is started through its own command line instead.
+--port 8080``). gunicorn and granian are started through their own command lines instead.
 
 Every server gets the same number of worker threads and a listen backlog of 1024
 (waitress's default). Only the many-connections scenario raises connection limits and
@@ -37,6 +37,11 @@ DEFAULT_CONNECTION_LIMIT = 100  # waitress's default connection_limit
 IDLE_TIMEOUT_SECONDS = 300
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 5.0
+GRANIAN_MAX_HEADER_READ_TIMEOUT_MS = 60_000
+# palfrey's loop factory (imported by name in the server process) reads the thread count here.
+PALFREY_THREADS_VARIABLE = "WAITRESS_LIKE_BENCH_PALFREY_THREADS"
+# Started through their own command line, not through this module's child side.
+COMMAND_LINE_SERVERS = ("gunicorn", "granian")
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,16 @@ class ServerSpec:
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
-        ServerSpec("waitress_like", ("waitress_like",), ("waitress_like",), True, "native", True, ws="native", tls="wsgi"),
+        ServerSpec(
+            "waitress_like",
+            ("waitress_like",),
+            ("waitress_like",),
+            True,
+            "native",
+            True,
+            ws="native",
+            tls="wsgi",
+        ),
         # waitress_like with Prometheus and statsd on: the A/B of the metrics' cost.
         ServerSpec(
             "waitress_like-metrics",
@@ -95,6 +109,11 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("gunicorn", ("gunicorn",), ("gunicorn.workers.gthread",), True, None, tls="wsgi"),
         ServerSpec("cheroot", ("cheroot",), ("cheroot.wsgi",), True, None),
         ServerSpec("uvicorn", ("uvicorn", "h11"), ("uvicorn", "h11"), False, "native", tls="asgi"),
+        # Rust I/O runtime (one worker process, one runtime thread); the app runs on its
+        # blocking threads, as many as every other server's workers.
+        ServerSpec("granian", ("granian",), ("granian",), True, None),
+        # An asyncio server: WSGI apps run on the loop's executor threads, ASGI apps natively.
+        ServerSpec("palfrey", ("palfrey", "h11"), ("palfrey", "h11"), True, "native"),
         # WebSocket scenarios only: uvicorn with each of its WebSocket implementations.
         ServerSpec(
             "uvicorn-websockets",
@@ -188,6 +207,22 @@ def make_certificate(directory: Path) -> tuple[str, str]:
     return str(certfile), str(keyfile)
 
 
+def _granian_command(app_name: str, port: int, threads: int, many_connections: bool) -> list[str]:
+    from apps import attribute_name
+
+    # One worker process with one Rust runtime thread; --blocking-threads are the Python
+    # threads that run the WSGI app (by default half the backlog, 512 here).
+    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--http", "1"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--runtime-threads", "1"]
+    command += ["--blocking-threads", str(threads), "--backlog", str(BACKLOG), "--no-ws", "--loop", "asyncio"]
+    command += ["--log-level", "warning", "--working-dir", str(BENCHMARKS_DIR)]
+    if many_connections:
+        # Hyper closes a connection that sends no complete head in this time, idle
+        # keep-alive ones included; 60 s is granian's largest allowed value.
+        command += ["--http1-header-read-timeout", str(GRANIAN_MAX_HEADER_READ_TIMEOUT_MS)]
+    return command + [f"apps:{attribute_name(app_name)}"]
+
+
 def _command(
     spec: ServerSpec,
     app_name: str,
@@ -196,6 +231,8 @@ def _command(
     many_connections: bool,
     tls_files: tuple[str, str] | None = None,
 ) -> list[str]:
+    if spec.name == "granian":
+        return _granian_command(app_name, port, threads, many_connections)
     if spec.name == "gunicorn":
         from apps import attribute_name
 
@@ -396,6 +433,41 @@ def _serve_uvicorn(
     )
 
 
+def palfrey_event_loop() -> Any:
+    """palfrey's ``loop`` factory: the standard selector loop, whose default executor (where
+    palfrey runs WSGI apps, through ``asyncio.to_thread``) has the benchmark's thread count
+    rather than asyncio's default of CPUs + 4."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.SelectorEventLoop()
+    threads = int(os.environ.get(PALFREY_THREADS_VARIABLE, "4"))
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="palfrey-wsgi"))
+    return loop
+
+
+def _serve_palfrey(
+    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str], interface: str = "wsgi"
+) -> None:
+    import palfrey
+
+    os.environ[PALFREY_THREADS_VARIABLE] = str(threads)
+    # h11 (pure Python), as for uvicorn; "auto" would pick httptools when it is installed.
+    palfrey.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        interface=interface,
+        http="h11",
+        loop="servers:palfrey_event_loop",
+        lifespan="off" if interface == "wsgi" else "auto",
+        backlog=BACKLOG,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=IDLE_TIMEOUT_SECONDS if many_connections else 5,
+    )
+
+
 def _raise_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
@@ -408,7 +480,9 @@ def main(argv: list[str] | None = None) -> None:
     from apps import ASGI_APPS, WSGI_APPS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", required=True, choices=[name for name in SERVERS if name != "gunicorn"])
+    parser.add_argument(
+        "--server", required=True, choices=[name for name in SERVERS if name not in COMMAND_LINE_SERVERS]
+    )
     parser.add_argument("--app", required=True, choices=sorted(WSGI_APPS) + sorted(ASGI_APPS))
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--threads", type=int, default=4)
@@ -431,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         "uvicorn": _serve_uvicorn,
         "uvicorn-websockets": functools.partial(_serve_uvicorn, ws="websockets"),
         "uvicorn-wsproto": functools.partial(_serve_uvicorn, ws="wsproto"),
+        "palfrey": functools.partial(_serve_palfrey, interface="asgi3" if args.app in ASGI_APPS else "wsgi"),
     }[args.server]
     serve(app, args.port, args.threads, args.many_connections, tls)
 

@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 from types import TracebackType
-from typing import IO, Any, Callable, Iterable, Optional, Tuple, Type
+from typing import IO, Any, Callable, Iterable, Optional, Sequence, Tuple, Type
 from urllib.parse import unquote_to_bytes
 
 from .accesslog import CLIENT_CLOSED_REQUEST
@@ -115,6 +115,8 @@ class _ResponseState(enum.Enum):
     FINISHED = 3
 
 
+_PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
+
 # Header name -> environ key; None for names with "_" (dropped: "X_Foo" and "X-Foo" would
 # collide in environ, the classic header-spoofing trick). Bounded so hostile clients
 # sending random names cannot grow it without end.
@@ -164,6 +166,7 @@ class WSGIGateway:
         self.access_log: Any = None
         self.metrics: MetricsRecorder = NO_METRICS  # told of every request that ends here
         self.url_prefix = url_prefix
+        self._plain_paths = not url_prefix  # PATH_INFO is the path itself when it has no "%"
         self.expose_tracebacks = expose_tracebacks
         self.base_environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
@@ -185,8 +188,11 @@ class WSGIGateway:
         head = request.head
         environ = self.base_environ.copy()
         environ["REQUEST_METHOD"] = head.method
-        environ["SERVER_PROTOCOL"] = "HTTP/%d.%d" % head.version
-        environ["PATH_INFO"] = self._path_info(head.path)
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(head.version) or "HTTP/%d.%d" % head.version
+        path = head.path
+        # Most paths need no unquoting and no prefix taken off: no call for them.
+        plain = self._plain_paths and "%" not in path and path != "*"
+        environ["PATH_INFO"] = path if plain else self._path_info(path)
         environ["QUERY_STRING"] = head.query
         environ["RAW_URI"] = environ["REQUEST_URI"] = head.target
         environ["REMOTE_ADDR"] = request.remote_addr
@@ -230,6 +236,8 @@ class WSGIGateway:
         return environ
 
     def _path_info(self, path: str) -> str:
+        # build_environ skips this call for what it would return unchanged: a path other
+        # than "*" without "%", when there is no url_prefix.
         if path == "*":
             # OPTIONS * names the server, not a resource: PEP 3333 wants PATH_INFO empty
             # or starting with "/" (RAW_URI keeps the "*").
@@ -276,7 +284,8 @@ class WSGIGateway:
             request.body.close()
             if self.access_log is not None:
                 self._log_access(request, response, environ, started)
-            self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
+            if self.metrics is not NO_METRICS:  # off by default: then nothing to compute
+                self.metrics.request_done(request.head.method, _final_status(response), time.time() - started)
 
     def _log_access(
         self, request: WSGIRequest, response: _Response, environ: dict[str, Any], started: float
@@ -363,7 +372,7 @@ class _Response:
         if type(app_iter) is FileWrapper and self._send_file(app_iter):
             return
         if type(app_iter) in (list, tuple):
-            self._send_sequence(app_iter)
+            self._send_sequence(app_iter)  # type: ignore[arg-type]  # a list or tuple
             return
         disconnected = self.request.client_disconnected
         for chunk in app_iter:
@@ -374,16 +383,24 @@ class _Response:
                 if disconnected():
                     raise ClientDisconnected("the client has gone away")
 
-    def _send_sequence(self, chunks: Iterable[bytes]) -> None:
-        """A list body: everything is known, so send it in one piece with a length."""
+    def _send_sequence(self, chunks: Sequence[bytes]) -> None:
+        """A list body: everything is known, so it goes to the pipe in one write, with a
+        length.
+
+        The pieces are not joined into one body: copying a large body costs more than
+        sending its pieces with one gather write (a fresh megabyte also costs a page
+        fault per page). Runs of small pieces are joined, so that many tiny ones do not
+        become as many items to send.
+        """
+        size = 0
         for chunk in chunks:
             if type(chunk) is not bytes:
                 raise TypeError(f"the application returned {type(chunk).__name__}, not bytes")
-        body = b"".join(chunks)
+            size += len(chunk)
         if self.state is _ResponseState.HEADERS_SET and self.writer.content_length is None:
-            self.writer.set_content_length(len(body))
-        if body:
-            self._send(body, finish=True)
+            self.writer.set_content_length(size)
+        if size:
+            self._send_pieces(chunks if len(chunks) == 1 else _coalesce(chunks), finish=True)
 
     def _send_file(self, wrapper: FileWrapper) -> bool:
         """Frame a wrapped file by its size, and send a regular file with sendfile from the
@@ -413,9 +430,14 @@ class _Response:
         return True
 
     def _send(self, data: bytes, finish: bool) -> None:
-        """Frame ``data`` and hand it to the pipe, with the head first if still unsent.
+        """Frame ``data`` and hand it to the pipe, with the head first if still unsent."""
+        self._send_pieces((data,), finish)
 
-        The pieces go to the pipe as a list: a large body is never copied to be joined
+    def _send_pieces(self, pieces: Sequence[bytes], finish: bool) -> None:
+        """Frame every piece and hand them to the pipe in one write, with the head first
+        if still unsent.
+
+        The parts go to the pipe as a list: a large body is never copied to be joined
         with its head or its chunk framing.
         """
         state = self.state
@@ -429,8 +451,9 @@ class _Response:
             raise AssertionError("the application sent body data before start_response()")
         else:
             raise AssertionError("response already finished")
-        if writer.body(data, parts):
-            self._warn_excess()
+        for data in pieces:
+            if writer.body(data, parts):
+                self._warn_excess()
         if finish:
             if writer.end(parts):
                 self._warn_short()
@@ -511,6 +534,35 @@ class _Response:
             self.pipe.write(data, finish=True, close_connection=not self.writer.keep_alive)
         except ClientDisconnected:
             self.pipe.finish(close_connection=True)
+
+
+# Pieces of a list body smaller than this are joined with their small neighbours, up to
+# _JOINED_PIECE_BYTES at a time; larger ones are sent as the application gave them.
+_SMALL_PIECE_BYTES = 8 * 1024
+_JOINED_PIECE_BYTES = 64 * 1024
+
+
+def _coalesce(chunks: Sequence[bytes]) -> list[bytes]:
+    """``chunks`` with each run of small pieces joined (see _SMALL_PIECE_BYTES)."""
+    pieces: list[bytes] = []
+    run: list[bytes] = []
+    run_bytes = 0
+    for chunk in chunks:
+        size = len(chunk)
+        if size >= _SMALL_PIECE_BYTES:
+            if run:
+                pieces.append(b"".join(run))
+                run, run_bytes = [], 0
+            pieces.append(chunk)
+            continue
+        run.append(chunk)
+        run_bytes += size
+        if run_bytes >= _JOINED_PIECE_BYTES:
+            pieces.append(b"".join(run))
+            run, run_bytes = [], 0
+    if run:
+        pieces.append(b"".join(run))
+    return pieces
 
 
 def _file_extent(filelike: Any) -> Optional[tuple[Optional[int], int, int]]:

@@ -153,13 +153,20 @@ def _too_long_list(environ, start_response):
     return [b"abcdefghij"]
 
 
+def _too_long_list_of_pieces(environ, start_response):
+    start_response("200 OK", [("Content-Length", "5")])
+    return [b"abc", b"", b"defg", b"hij"]
+
+
 def _too_long_write(environ, start_response):
     write = start_response("200 OK", [("Content-Length", "5")])
     write(b"abcdefghij")
     return []
 
 
-@pytest.mark.parametrize("app", [_too_long_iterator, _too_long_list, _too_long_write])
+@pytest.mark.parametrize(
+    "app", [_too_long_iterator, _too_long_list, _too_long_list_of_pieces, _too_long_write]
+)
 def test_body_longer_than_its_content_length_is_cut_and_the_connection_kept(start_server, app):
     """As in waitress: exactly Content-Length bytes go out, so the next response is
     framed right and the connection can carry it."""
@@ -367,6 +374,36 @@ def test_large_response_spills_and_arrives_intact(start_server):
     with Connection(server.address) as conn:
         conn.send(GET)
         assert conn.read_response().body == chunk * 64
+
+
+_PIECES = {
+    "one large": [bytes(range(256)) * 512],
+    "large ones": [bytes([index]) * 65536 for index in range(16)],
+    "many tiny": [b"%d," % index for index in range(20_000)],
+    "mixed": [b"", b"a", bytes(9000), b"b" * 100, b"", bytes(range(256)) * 300, b"c", b""],
+}
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["length", "no-length"])
+@pytest.mark.parametrize("pieces", list(_PIECES.values()), ids=list(_PIECES))
+def test_list_bodies_arrive_whole_in_order_with_their_length(start_server, pieces, with_length):
+    """A list body goes out as its pieces (not joined into one copy), runs of small
+    ones joined: whatever the mix, the client gets exactly their concatenation, framed
+    by its length, on a connection that stays usable."""
+    body = b"".join(pieces)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(body)))] if with_length else [])
+        return list(pieces)
+
+    server = start_server(app)
+    with Connection(server.address) as conn:
+        for _ in range(2):
+            conn.send(GET)
+            response = conn.read_response()
+            assert response.body == body
+            assert response.header("Content-Length") == str(len(body))
+            assert not response.closes
 
 
 def test_client_going_away_mid_response_frees_the_worker(start_server):

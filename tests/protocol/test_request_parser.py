@@ -1061,3 +1061,65 @@ def test_pipelined_flood_in_one_feed_is_linear() -> None:
         return [one * size]
 
     _assert_linear(pieces, 2_000, ParserLimits())
+
+
+# -- heads parsed once, returned again ---------------------------------------------------
+
+
+def _heads_of(data: bytes, limits: ParserLimits) -> list[RequestHead]:
+    parser = RequestParser(limits)
+    parser.feed(data)
+    heads = []
+    while (event := parser.next_event()) is not None:
+        if isinstance(event, RequestHead):
+            heads.append(event)
+    return heads
+
+
+def test_a_repeated_head_is_the_same_immutable_head() -> None:
+    """A keep-alive client repeating its head exactly gets the head parsed the first time,
+    on this connection or another with the same limits."""
+    limits = ParserLimits()
+    data = request("GET /cached HTTP/1.1", "Host: example.com", "X-A: 1")
+    first, second = _heads_of(data + data, limits)
+    assert first is second
+    assert _heads_of(data, limits)[0] is first
+    assert first.path == "/cached" and first.headers == (("Host", "example.com"), ("X-A", "1"))
+
+
+def test_heads_differing_in_any_byte_are_parsed_apart() -> None:
+    limits = ParserLimits()
+    heads = _heads_of(
+        request("GET /a HTTP/1.1", "Host: h")
+        + request("GET /a HTTP/1.1", "Host: H")
+        + request("GET /a HTTP/1.1", "Host: h", "Connection: close"),
+        limits,
+    )
+    assert [head.headers[0][1] for head in heads] == ["h", "H", "h"]
+    assert [head.keep_alive for head in heads] == [True, True, False]
+
+
+def test_a_head_accepted_under_some_limits_is_refused_under_stricter_ones() -> None:
+    """The parsed heads are kept per limits object: what passed one server's limits is
+    checked again against another's."""
+    data = request("GET / HTTP/1.1", "Host: h", "X-Long: " + "v" * 100)
+    assert _heads_of(data, ParserLimits())[0].path == "/"
+    assert_status(data, 431, ParserLimits(max_field_bytes=50))
+    assert_status(data, 414, ParserLimits(max_request_line_bytes=5))
+
+
+def test_a_bad_head_is_refused_every_time() -> None:
+    data = request("GET / HTTP/1.1", "Host: h", "Bad Name: x")
+    for _ in range(3):
+        assert_status(data, 400)
+
+
+def test_many_distinct_and_long_heads_stay_correct() -> None:
+    """Past the cache's bounds (entries, head size) heads are still parsed right."""
+    limits = ParserLimits()
+    for index in range(600):
+        data = request(f"GET /{index} HTTP/1.1", "Host: h")
+        assert _heads_of(data, limits)[0].path == f"/{index}"
+    long_head = request("GET /long HTTP/1.1", "Host: h", "X-Big: " + "b" * 2000)
+    first, second = _heads_of(long_head + long_head, limits)
+    assert first == second and first.headers[1][1] == "b" * 2000

@@ -29,6 +29,28 @@ RequestEvent = Union[RequestHead, BodyChunk, EndOfRequest]
 
 _LEADING_EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 
+# Heads already parsed, by their exact bytes, for each ParserLimits in use: a client on a
+# keep-alive connection (a load balancer's probe, an API client, a poller, a load
+# generator) often sends the same head again and again, and a RequestHead is immutable,
+# so the same one can be returned. Only short heads are kept, a bounded number per limits
+# object and for a bounded number of limits objects; each bound, once reached, empties
+# its cache, which costs nothing but the next heads' parsing. Bad heads are never kept.
+_CACHED_HEAD_MAX_BYTES = 1024
+_CACHED_HEADS_PER_LIMITS = 256
+_CACHED_LIMITS = 16
+# id(limits) -> (limits, its heads); the limits object is kept so its id stays its own.
+_HEAD_CACHES: dict[int, tuple[ParserLimits, dict[bytes, RequestHead]]] = {}
+
+
+def _head_cache(limits: ParserLimits) -> dict[bytes, RequestHead]:
+    """The cache of parsed heads shared by every parser using ``limits``."""
+    entry = _HEAD_CACHES.get(id(limits))
+    if entry is None or entry[0] is not limits:
+        if len(_HEAD_CACHES) >= _CACHED_LIMITS:
+            _HEAD_CACHES.clear()
+        entry = _HEAD_CACHES[id(limits)] = (limits, {})
+    return entry[1]
+
 
 class ParserState(enum.Enum):
     """Where the parser is in the request stream; updated by ``next_event`` only."""
@@ -74,6 +96,7 @@ class RequestParser:
         "_line_scan_from",
         "_line_checked",
         "_head_scanned",
+        "_heads",
     )
 
     def __init__(self, limits: ParserLimits) -> None:
@@ -83,6 +106,7 @@ class RequestParser:
         self._reader: ContentLengthReader | ChunkedReader | None = None
         self._keep_alive = True
         self._error: RemoteProtocolError | None = None
+        self._heads = _head_cache(limits)
         self._reset_head_scan()
 
     def _reset_head_scan(self) -> None:
@@ -175,10 +199,17 @@ class RequestParser:
         head_limit = limits.max_header_bytes - self._skipped_bytes
         if length > head_limit:
             raise diagnose_head(buffer, length, complete=True, head_limit=head_limit, limits=limits)
-        try:
-            head = parse_head(buffer[:end].decode("latin-1"), limits)
-        except RemoteProtocolError:
-            raise diagnose_head(buffer, length, complete=True, head_limit=head_limit, limits=limits) from None
+        if length <= _CACHED_HEAD_MAX_BYTES:
+            key = bytes(buffer[:end])
+            head = self._heads.get(key)
+            if head is None:
+                head = self._parse_head(key, length, head_limit)
+                heads = self._heads
+                if len(heads) >= _CACHED_HEADS_PER_LIMITS:
+                    heads.clear()
+                heads[key] = head
+        else:
+            head = self._parse_head(buffer[:end], length, head_limit)
         del buffer[:length]
         if self._head_scanned:
             self._reset_head_scan()
@@ -191,6 +222,17 @@ class RequestParser:
         self._keep_alive = head.keep_alive
         self.state = _BODY
         return head
+
+    def _parse_head(self, data: bytes | bytearray, length: int, head_limit: int) -> RequestHead:
+        """Parse the complete head ``data`` (without its final CRLF CRLF), or raise the
+        error a byte-at-a-time reader would have raised first."""
+        limits = self._limits
+        try:
+            return parse_head(data.decode("latin-1"), limits)
+        except RemoteProtocolError:
+            raise diagnose_head(
+                self._buffer, length, complete=True, head_limit=head_limit, limits=limits
+            ) from None
 
     def _skip_empty_lines(self, buffer: bytearray) -> bool:
         """RFC 9112 2.2: skip CRLFs before a request line; False if more bytes are needed.
