@@ -58,6 +58,9 @@ class FakeLoop:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         self.calls.append((callback, args))
 
+    def at_end_of_turn(self, callback: Callable[[], Any]) -> None:
+        self.calls.append((callback, ()))  # run_calls() is the end of a scripted turn
+
     def call_soon_from_signal(self, callback: Callable[..., Any], *args: Any) -> None:
         self.calls.append((callback, args))
 

@@ -167,6 +167,7 @@ class EventLoop:
         self._running = False
         self._stopping = False
         self._thread_id: int | None = None  # the loop's thread, once claimed
+        self._end_of_turn: list[Callable[[], Any]] = []
         self._debug = _debug_enabled()
         self._selector.register(self._waker.reader, EVENT_READ, None)
 
@@ -286,11 +287,29 @@ class EventLoop:
                 self._run_calls()
                 if self._timers:
                     self._run_due_timers()
+                if self._end_of_turn:
+                    self._run_end_of_turn()
         finally:
             self._running = False
 
+    def at_end_of_turn(self, callback: Callable[[], Any]) -> None:
+        """Loop-thread only: run ``callback`` once this turn's events, calls and timers
+        are handled, before the loop waits again. For work best done once per turn
+        rather than once per event (handing a batch of requests to the worker pool)."""
+        if self._debug:
+            self._check_thread()
+        self._end_of_turn.append(callback)
+
+    def _run_end_of_turn(self) -> None:
+        callbacks, self._end_of_turn = self._end_of_turn, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # pragma: no cover - a bug; keep serving the others
+                log.exception("unexpected error in end-of-turn callback %r", callback)
+
     def _next_timeout(self) -> float | None:
-        if self._calls or self._signal_calls:
+        if self._calls or self._signal_calls or self._end_of_turn:
             return 0
         if not self._timers:
             return None

@@ -129,6 +129,9 @@ class WorkerPool:
                 job()
             except Exception:
                 log.exception("unexpected error in worker job")
+            # Not kept while this worker waits for the next one: the job holds its
+            # request, pipe and connection (with TLS, its session) alive.
+            job = None
 
     def shutdown(self, timeout_seconds: float | None = None) -> bool:
         """Stop every worker after the jobs already queued; True if all stopped in time."""

@@ -123,6 +123,8 @@ class Server:
         #: complete yet. Loop thread writes; any thread may read (e.g. max_requests).
         self.requests_started = 0
         self.requests_in_service = 0
+        # Requests submitted this loop turn, handed to the pool together at its end.
+        self._turn_jobs: list[Any] = []
 
     # -- where it listens --------------------------------------------------------------------
 
@@ -328,7 +330,23 @@ class Server:
     def submit(self, request: WSGIRequest, pipe: OutputPipe) -> None:
         self.requests_started += 1
         self.requests_in_service += 1
-        self.pool.submit(functools.partial(self.gateway.run, request, pipe))
+        jobs = self._turn_jobs
+        jobs.append(functools.partial(self.gateway.run, request, pipe))
+        if len(jobs) == 1:
+            self.loop.at_end_of_turn(self._hand_jobs_to_pool)
+
+    def _hand_jobs_to_pool(self) -> None:
+        """End of a loop turn: give the pool every request submitted during it.
+
+        Handing each over at once would wake a worker in the middle of the turn, which
+        then waits for the GIL until the loop's next system call and costs a context
+        switch each time; handed over together, the workers start as the loop goes to
+        wait. Measured on hello world: 27.5 to 24.2 µs of CPU per request, context
+        switches 1.8 to 0.34 per request (docs/benchmarks.rst).
+        """
+        jobs, self._turn_jobs = self._turn_jobs, []
+        for job in jobs:
+            self.pool.submit(job)
         # As waitress: only jobs beyond the idle workers are really waiting.
         depth = self.pool.queued_count - self.pool.idle_count
         if depth > 0:
