@@ -112,7 +112,13 @@ class Server:
         # None unless the application is ASGI and the ws setting allows WebSockets.
         self.websockets = WebSocketService.for_application(app, settings, self.gateway)
         self.channels = ConnectionTable(settings.connection_limit, settings.connection_limit_per_address)
-        self.acceptor = Acceptor(self.loop, listeners, self.channels, self._open_channel)
+        self.acceptor = Acceptor(
+            self.loop,
+            listeners,
+            self.channels,
+            self._open_channel,
+            shared=settings.workers > 1 and not settings.reuse_port,
+        )
         self.state = ServerState.NEW
         self._state_lock = threading.Lock()  # for the two transitions made off the loop thread
         self._stopped = threading.Event()
