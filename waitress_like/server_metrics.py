@@ -135,6 +135,9 @@ class MetricsRecorder:
 
 NO_METRICS = MetricsRecorder()
 
+_RECEIVED_KEY: tuple[str, tuple] = (RECEIVED, ())
+_SENT_KEY: tuple[str, tuple] = (SENT, ())
+
 
 class _Pool(Protocol):
     @property
@@ -207,6 +210,10 @@ class ServerMetrics(MetricsRecorder):
         self._reporter: Optional[StatsdReporter] = None
         self._log_counter = _LogLevelCounter(self)
         self._closed = False
+        # The loop thread's own counters, taken once at start(): bytes are counted on
+        # every recv and send, and finding the thread's shard each time cost more than
+        # the count itself.
+        self._loop_values: Optional[dict[tuple[str, tuple], float]] = None
 
     # -- recording: one shard per thread ---------------------------------------------------
 
@@ -214,10 +221,18 @@ class ServerMetrics(MetricsRecorder):
         self.registry.shard().add(ACCEPTED)
 
     def bytes_received(self, count: int) -> None:
-        self.registry.shard().add(RECEIVED, (), count)
+        values = self._loop_values
+        if values is None:
+            self.registry.shard().add(RECEIVED, (), count)
+        else:
+            values[_RECEIVED_KEY] = values.get(_RECEIVED_KEY, 0) + count
 
     def bytes_sent(self, count: int) -> None:
-        self.registry.shard().add(SENT, (), count)
+        values = self._loop_values
+        if values is None:
+            self.registry.shard().add(SENT, (), count)
+        else:
+            values[_SENT_KEY] = values.get(_SENT_KEY, 0) + count
 
     def request_rejected(self, status: int, reason: str = "") -> None:
         reason = reason or REJECTION_REASONS.get(status, "other")
@@ -290,6 +305,7 @@ class ServerMetrics(MetricsRecorder):
 
     def start(self, server: GaugeSource) -> None:
         self._source = server
+        self._loop_values = self.registry.shard().values  # start() runs on the loop thread
         logging.getLogger("waitress_like").addHandler(self._log_counter)
         if self._report is not None:
             server.loop.call_later(self._report_interval, self._report_now)
