@@ -209,6 +209,8 @@ class LogSetup:
         the queue may have been mid-operation. A fresh queue and thread take over; what
         the parent had queued is the parent's to write."""
         self.logger.removeHandler(self._queue_handler)
+        for handler in self._targets:
+            _fresh_stream_after_fork(handler)
         self._records = queue.SimpleQueue()
         self._queue_handler = _QueueHandler(self._records)
         self.logger.addHandler(self._queue_handler)
@@ -309,6 +311,40 @@ def _reopen(handler: logging.FileHandler) -> None:
         sys.stderr.write(f"waitress_like: cannot reopen log file {handler.baseFilename}: {error}\n")
     finally:
         handler.release()
+
+
+# Streams a forked child stopped using: never closed nor freed there, since closing one
+# (or its finalizer) flushes, and the flush waits on a lock the parent's writer thread
+# may have held at the fork, which no thread of the child will ever release.
+_ABANDONED_STREAMS: list[Any] = []
+
+
+def _fresh_stream_after_fork(handler: logging.Handler) -> None:
+    """In a forked child: give a stream handler a stream of its own. The parent's
+    writer thread may have been inside a write to the inherited stream at the fork
+    (the supervisor logs as it forks), leaving that stream's buffer locked for good:
+    the child's first line would block its writer thread forever."""
+    if not isinstance(handler, logging.StreamHandler):
+        return
+    old = handler.stream
+    try:
+        if isinstance(handler, logging.FileHandler):
+            # "a", whatever the handler's mode: "w" would empty what the parent wrote.
+            fresh = open(handler.baseFilename, "a", encoding=handler.encoding, errors=handler.errors)
+        else:
+            fresh = open(
+                os.dup(old.fileno()),
+                "w",
+                encoding=getattr(old, "encoding", None),
+                errors=getattr(old, "errors", None),
+                closefd=True,
+            )
+    except (AttributeError, OSError, ValueError):
+        return  # no descriptor (a StringIO, say): nothing a fork can leave locked
+    _ABANDONED_STREAMS.append(old)
+    handler.stream = fresh  # not setStream(): that flushes the old stream
+    if isinstance(handler, logging.handlers.WatchedFileHandler):
+        handler._statstream()
 
 
 def _restart_after_fork() -> None:

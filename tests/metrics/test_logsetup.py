@@ -8,12 +8,16 @@ released.
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import sys
 import threading
 from typing import Any, Iterator
 
 import pytest
 
 from tests.httpclient import request
+from tests.workers.harness import wait_until
 from waitress_like import logsetup
 from waitress_like.config import Settings
 from waitress_like.logsetup import LogSetup, configure_logging, logging_settings, reopen_log_files
@@ -118,3 +122,65 @@ def test_reopen_reopens_plain_file_handlers(tmp_path: Any) -> None:
 def test_only_the_logging_settings_are_read_before_the_server_exists() -> None:
     settings = logging_settings({"loglevel": "debug", "threads": "not checked here"})
     assert settings.loglevel == "debug"
+
+
+# The number of write(2), by machine, as /proc/TID/syscall names it.
+_WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}
+
+
+def _blocked_in_write(thread: threading.Thread) -> bool:
+    with open(f"/proc/self/task/{thread.native_id}/syscall") as status:
+        return status.read().split()[0] == _WRITE_SYSCALL[platform.machine()]
+
+
+def _fill(fd: int) -> None:
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            os.write(fd, b"." * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(fd, True)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.machine() not in _WRITE_SYSCALL,
+    reason="reads the writer thread's system call from /proc",
+)
+def test_a_child_forked_mid_write_still_writes_its_lines(server_logger: logging.Logger) -> None:
+    """The supervisor logs as it forks a worker: the parent's writer thread may be inside
+    a write at the fork, which leaves the inherited stream locked in the child for good.
+    Here it is made certain (a full pipe); the child's lines must still come out."""
+    read_end, write_end = os.pipe()
+    stream = open(write_end, "w")
+    handler = logging.StreamHandler(stream)
+    server_logger.addHandler(handler)
+    server_logger.propagate = False
+    setup = LogSetup(server_logger)
+    setup.start()
+    received = bytearray()
+    try:
+        _fill(write_end)
+        server_logger.warning("parent line")
+        wait_until(lambda: _blocked_in_write(setup._thread), "the writer thread blocked in write")
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child process
+            server_logger.warning("child line")
+            os._exit(0 if logsetup.flush_logs(5) else 1)
+        reader = threading.Thread(target=_read_until, args=(read_end, b"child line", received))
+        reader.start()
+        _, status = os.waitpid(child, 0)
+        reader.join(10)
+    finally:
+        setup.close()
+        server_logger.removeHandler(handler)
+        handler.close()
+        stream.close()
+        os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"child line" in received and b"parent line" in received
+
+
+def _read_until(fd: int, wanted: bytes, into: bytearray) -> None:
+    while wanted not in into and (chunk := os.read(fd, 65536)):
+        into += chunk
