@@ -128,9 +128,12 @@ class _Waker:
             pass  # closed during shutdown; nobody is left to wake
 
     def drain(self) -> None:
+        # One read, not a loop until EAGAIN: wakes are coalesced (one byte per batch of
+        # calls), so a read almost always takes everything, and the failing second
+        # recv() cost a system call and an exception per wake. Anything left over keeps
+        # the (level-triggered) reader ready, and the next turn reads it.
         try:
-            while self.reader.recv(4096):
-                pass
+            self.reader.recv(4096)
         except (BlockingIOError, InterruptedError):
             pass
 
