@@ -4,11 +4,12 @@
 
 Times (best of ``--repeat``) each recording call the hot path makes, and a hello-world
 request through ``WSGIGateway.run`` into a pipe, with metrics off (``NO_METRICS``) and
-on. A request records ``connection_opened`` once per connection and ``bytes_received``
-and ``bytes_sent`` once per read and send; the table adds them up for a keep-alive
-request. For the whole server under load, run the A/B with wrk::
+on. A request records ``request_done``; a connection records ``connection_opened`` and
+``bytes_transferred`` once (its byte counts are its own attributes, metrics on or off).
+For the whole server under load, run the A/B with wrk::
 
-    python benchmarks/run.py --servers waitress_like,waitress_like-metrics --scenarios hello
+    python benchmarks/run.py --servers waitress_like,waitress_like-prometheus,waitress_like-metrics \
+        --scenarios hello
 """
 
 from __future__ import annotations
@@ -87,11 +88,9 @@ def measure(number: int, repeat: int) -> dict[str, dict[str, float]]:
     for name, metrics in _recorders().items():
         calls = {
             "request_done": lambda m=metrics: m.request_done("GET", 200, 0.0004),
-            "bytes_received": lambda m=metrics: m.bytes_received(120),
-            "bytes_sent": lambda m=metrics: m.bytes_sent(160),
+            "bytes_transferred": lambda m=metrics: m.bytes_transferred(120, 160),
         }
         row = {call: _best(function, number, repeat) for call, function in calls.items()}
-        row["per request"] = sum(row.values())
         row["gateway.run"] = _best(_gateway_run(metrics), max(1, number // 10), repeat)
         if isinstance(metrics, ServerMetrics):
             metrics.registry.drain_samples()
@@ -112,9 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     off = results["off"]
     for name in ("prometheus", "prometheus+statsd"):
         on = results[name]
-        # gateway.run records request_done itself; a read and a send add the byte counts.
+        # gateway.run records request_done itself (the per-connection calls are left out).
         added = on["gateway.run"] - off["gateway.run"]
-        added += on["bytes_received"] + on["bytes_sent"] - off["bytes_received"] - off["bytes_sent"]
         share = 100 * added / off["gateway.run"]
         print(f"{name}: +{added:.0f} ns per request ({share:.1f}% of gateway.run alone, metrics off)")
 

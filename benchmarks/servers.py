@@ -95,9 +95,19 @@ SERVERS: dict[str, ServerSpec] = {
             ws="native",
             tls="wsgi",
         ),
-        # waitress_like with Prometheus and statsd on: the A/B of the metrics' cost.
+        # waitress_like with Prometheus and statsd on, and with Prometheus alone: the
+        # A/B of the metrics' cost.
         ServerSpec(
             "waitress_like-metrics",
+            ("waitress_like",),
+            ("waitress_like",),
+            True,
+            "native",
+            True,
+            in_default_run=False,
+        ),
+        ServerSpec(
+            "waitress_like-prometheus",
             ("waitress_like",),
             ("waitress_like",),
             True,
@@ -382,16 +392,18 @@ def _serve_waitress_like(
 
 
 def _serve_waitress_like_metrics(
-    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str]
+    app: Any, port: int, threads: int, many_connections: bool, tls: dict[str, str], statsd: bool = True
 ) -> None:
     from waitress_like import serve
 
-    # statsd datagrams go to a socket nobody reads: sending costs what it costs with a
-    # real statsd, and the kernel drops them once its buffer is full.
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
     settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "threads": threads}
-    settings.update(metrics_listen="127.0.0.1:0", statsd_host=f"127.0.0.1:{sink.getsockname()[1]}")
+    settings.update(metrics_listen="127.0.0.1:0")
+    if statsd:
+        # statsd datagrams go to a socket nobody reads: sending costs what it costs with
+        # a real statsd, and the kernel drops them once its buffer is full.
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        settings.update(statsd_host=f"127.0.0.1:{sink.getsockname()[1]}")
     if many_connections:
         settings["connection_limit"] = CONNECTION_LIMIT
     serve(app, **settings)
@@ -501,6 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         "waitress": _serve_waitress,
         "waitress_like": _serve_waitress_like,
         "waitress_like-metrics": _serve_waitress_like_metrics,
+        "waitress_like-prometheus": functools.partial(_serve_waitress_like_metrics, statsd=False),
         "cheroot": _serve_cheroot,
         "uvicorn": _serve_uvicorn,
         "uvicorn-websockets": functools.partial(_serve_uvicorn, ws="websockets"),

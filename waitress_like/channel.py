@@ -172,6 +172,8 @@ class Channel:
         "_head_started_at",
         "_progress_started_at",
         "_progress_bytes",
+        "received_bytes",
+        "sent_bytes",
         "_deadline",
         "_deadline_at",
         "_deadline_timer",
@@ -231,6 +233,11 @@ class Channel:
         # for request_min_rate and for choosing whom to close at the connection limit.
         self._progress_started_at = now
         self._progress_bytes = 0
+        # HTTP bytes this connection moved (inside TLS, if any), for the metrics: read
+        # with the connection gauges while it is open and counted once when it closes,
+        # cheaper than a call into the metrics on every recv and send.
+        self.received_bytes = 0
+        self.sent_bytes = 0
         self._deadline = _Deadline.NONE
         self._deadline_at = 0.0
         self._deadline_timer: Any = None
@@ -310,7 +317,7 @@ class Channel:
         else:
             self.last_activity = self._last_received_at = self._loop.time()
             self._progress_bytes += len(data)
-            self._metrics.bytes_received(len(data))
+            self.received_bytes += len(data)
             if self._preamble is not None:
                 data = self._read_preamble(data)
             self._parser.feed(data)
@@ -653,7 +660,7 @@ class Channel:
             return False
         if pipe.sent_bytes != sent_before:
             self._last_sent_at = self._loop.time()
-            self._metrics.bytes_sent(pipe.sent_bytes - sent_before)
+            self.sent_bytes += pipe.sent_bytes - sent_before
         if not pipe.done:
             return False
         self._active = None

@@ -374,11 +374,13 @@ class Server:
         """A WebSocket connection takes the channel's socket and its place in the table."""
         assert self.websockets is not None
         connection = self.websockets.open(self, channel.socket, request, leftover, channel.transport)
+        self.metrics.bytes_transferred(channel.received_bytes, channel.sent_bytes)
         self.channels.replace(channel, connection)
         connection.start()
 
     def channel_closed(self, channel: Any) -> None:
         self.channels.discard(channel)
+        self.metrics.bytes_transferred(channel.received_bytes, channel.sent_bytes)
         if self.state is ServerState.RUNNING:
             self.acceptor.connection_closed()
         else:

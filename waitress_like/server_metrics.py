@@ -7,7 +7,9 @@ configured that is :data:`NO_METRICS`, whose methods do nothing; otherwise a
 :class:`ServerMetrics` records into the calling thread's shard of a
 :class:`~waitress_like.metrics.Registry`, so counting a request takes no lock shared
 with another thread. Values that are a state rather than a count (connections by state,
-requests waiting for a worker, busy threads) are read when a snapshot is taken.
+requests waiting for a worker, busy threads) are read when a snapshot is taken, and so
+are the bytes of open connections: each connection counts its own, and hands its
+totals over once, when it leaves (see :meth:`MetricsRecorder.bytes_transferred`).
 
 A ``ServerMetrics`` also runs what reads the numbers: the ``/metrics`` listener
 (``metrics_listen``), the statsd reporter (``statsd_host``), and a handler counting the
@@ -105,11 +107,10 @@ class MetricsRecorder:
     def connection_opened(self) -> None:
         """Loop: a connection was accepted."""
 
-    def bytes_received(self, count: int) -> None:
-        """Loop: ``count`` bytes came in on a connection."""
-
-    def bytes_sent(self, count: int) -> None:
-        """Loop: ``count`` bytes went out on a connection."""
+    def bytes_transferred(self, received: int, sent: int) -> None:
+        """Loop: a connection left the server (closed, or handed over to a WebSocket
+        connection) having received and sent these bytes. While open, its
+        ``received_bytes`` and ``sent_bytes`` are read with the gauges."""
 
     def request_rejected(self, status: int, reason: str = "") -> None:
         """Loop: the server answered ``status`` itself; ``reason`` names the cause of a 503."""
@@ -134,9 +135,6 @@ class MetricsRecorder:
 
 
 NO_METRICS = MetricsRecorder()
-
-_RECEIVED_KEY: tuple[str, tuple] = (RECEIVED, ())
-_SENT_KEY: tuple[str, tuple] = (SENT, ())
 
 
 class _Pool(Protocol):
@@ -171,7 +169,7 @@ class GaugeSource(Protocol):
     def requests_in_service(self) -> int: ...
 
     @property
-    def channels(self) -> Iterable[Any]: ...  # objects with metrics_state() -> str
+    def channels(self) -> Iterable[Any]: ...  # with metrics_state(), received_bytes, sent_bytes
 
 
 class ServerMetrics(MetricsRecorder):
@@ -210,29 +208,18 @@ class ServerMetrics(MetricsRecorder):
         self._reporter: Optional[StatsdReporter] = None
         self._log_counter = _LogLevelCounter(self)
         self._closed = False
-        # The loop thread's own counters, taken once at start(): bytes are counted on
-        # every recv and send, and finding the thread's shard each time cost more than
-        # the count itself.
-        self._loop_values: Optional[dict[tuple[str, tuple], float]] = None
+        # Loop thread only: the bytes of the connections that have left (received, sent).
+        self._bytes_of_closed = [0, 0]
 
     # -- recording: one shard per thread ---------------------------------------------------
 
     def connection_opened(self) -> None:
         self.registry.shard().add(ACCEPTED)
 
-    def bytes_received(self, count: int) -> None:
-        values = self._loop_values
-        if values is None:
-            self.registry.shard().add(RECEIVED, (), count)
-        else:
-            values[_RECEIVED_KEY] = values.get(_RECEIVED_KEY, 0) + count
-
-    def bytes_sent(self, count: int) -> None:
-        values = self._loop_values
-        if values is None:
-            self.registry.shard().add(SENT, (), count)
-        else:
-            values[_SENT_KEY] = values.get(_SENT_KEY, 0) + count
+    def bytes_transferred(self, received: int, sent: int) -> None:
+        totals = self._bytes_of_closed
+        totals[0] += received
+        totals[1] += sent
 
     def request_rejected(self, status: int, reason: str = "") -> None:
         reason = reason or REJECTION_REASONS.get(status, "other")
@@ -274,9 +261,14 @@ class ServerMetrics(MetricsRecorder):
 
         Gauges that only the loop thread may read are read there: from another thread
         this waits for the loop (at most a couple of seconds, then the last values read).
-        ``read_server=False`` leaves them out (the counters are all there).
+        ``read_server=False`` leaves them out, and the byte counters with them while the
+        server runs (the other counters are all there); once it has stopped, every
+        connection has handed its bytes over and they are complete.
         """
-        gauges = self._read_gauges() if read_server else {}
+        if self._source is None:
+            gauges = self._byte_totals(())
+        else:
+            gauges = self._read_gauges() if read_server else {}
         if self._standalone:
             gauges[WORKERS] = {(): 1}
         return self.registry.snapshot(gauges)
@@ -289,12 +281,12 @@ class ServerMetrics(MetricsRecorder):
         if source is None:
             return {}
         if source.loop.in_loop_thread():
-            self._last_gauges = _gauges_of(source)
+            self._last_gauges = self._gauges_of(source)
             return dict(self._last_gauges)
         done = threading.Event()
 
         def read_on_loop() -> None:
-            self._last_gauges = _gauges_of(source)
+            self._last_gauges = self._gauges_of(source)
             done.set()
 
         source.loop.call_soon_threadsafe(read_on_loop)
@@ -305,7 +297,6 @@ class ServerMetrics(MetricsRecorder):
 
     def start(self, server: GaugeSource) -> None:
         self._source = server
-        self._loop_values = self.registry.shard().values  # start() runs on the loop thread
         logging.getLogger("waitress_like").addHandler(self._log_counter)
         if self._report is not None:
             server.loop.call_later(self._report_interval, self._report_now)
@@ -357,22 +348,34 @@ class ServerMetrics(MetricsRecorder):
         elif self._statsd is not None:
             self._statsd.close()
 
+    def _gauges_of(self, source: GaugeSource) -> dict[str, dict[tuple, float]]:
+        """Loop thread: the gauges read from the server as it is now, and the byte
+        counters (read here too, so that a connection closing between two reads is
+        counted once: either open or closed)."""
+        states = dict.fromkeys(CONNECTION_STATES, 0)
+        channels = list(source.channels)
+        for channel in channels:
+            state = channel.metrics_state()
+            states[state] = states.get(state, 0) + 1
+        pool = source.pool
+        idle = pool.idle_count
+        return {
+            CONNECTIONS: {(state,): count for state, count in states.items()},
+            IN_SERVICE: {(): source.requests_in_service},
+            QUEUED: {(): max(0, pool.queued_count - idle)},
+            THREADS: {(): pool.thread_count},
+            THREADS_BUSY: {(): max(0, pool.thread_count - idle)},
+            **self._byte_totals(channels),
+        }
 
-def _gauges_of(source: GaugeSource) -> dict[str, dict[tuple, float]]:
-    """Loop thread: the gauges read from the server as it is now."""
-    states = dict.fromkeys(CONNECTION_STATES, 0)
-    for channel in source.channels:
-        state = channel.metrics_state()
-        states[state] = states.get(state, 0) + 1
-    pool = source.pool
-    idle = pool.idle_count
-    return {
-        CONNECTIONS: {(state,): count for state, count in states.items()},
-        IN_SERVICE: {(): source.requests_in_service},
-        QUEUED: {(): max(0, pool.queued_count - idle)},
-        THREADS: {(): pool.thread_count},
-        THREADS_BUSY: {(): max(0, pool.thread_count - idle)},
-    }
+    def _byte_totals(self, open_channels: Iterable[Any]) -> dict[str, dict[tuple, float]]:
+        """Loop thread (or once the server has stopped): bytes of the closed connections
+        and of ``open_channels``."""
+        received, sent = self._bytes_of_closed
+        for channel in open_channels:
+            received += channel.received_bytes
+            sent += channel.sent_bytes
+        return {RECEIVED: {(): received}, SENT: {(): sent}}
 
 
 class _LogLevelCounter(logging.Handler):

@@ -262,6 +262,8 @@ class WebSocketChannel:
         "_linger_bytes",
         "_last_sent_at",
         "last_activity",
+        "received_bytes",
+        "sent_bytes",
     )
 
     def __init__(
@@ -296,6 +298,8 @@ class WebSocketChannel:
         self._output: deque[Union[bytes, memoryview]] = deque()
         self._output_bytes = 0
         self._recv_size = self._policy.recv_bytes
+        self.received_bytes = 0  # read by the metrics, as a Channel's
+        self.sent_bytes = 0
         self._queued = 0  # received messages on their way to the application
         self._unacked = 0  # payload from the application not yet acknowledged
         self._timer: Optional[TimerHandle] = None
@@ -456,6 +460,7 @@ class WebSocketChannel:
             else:
                 self._close_socket()
             return
+        self.received_bytes += len(data)
         self.last_activity = self._loop.time()
         if self.phase is WebSocketPhase.LINGERING or self._connection is None:
             self._linger_bytes += len(data)
@@ -550,6 +555,7 @@ class WebSocketChannel:
                 return
             sent_any = True
             self._output_bytes -= sent
+            self.sent_bytes += sent
             if sent < len(chunk):
                 output[0] = memoryview(chunk)[sent:]
                 break

@@ -21,6 +21,7 @@ from tests.httpclient import Connection, request
 from waitress_like import create_server
 from waitress_like.listeners import BindError
 from waitress_like.metrics import CONTENT_TYPE
+from waitress_like.metrics_table import CONNECTION_STATES as METRIC_CONNECTION_STATES
 from waitress_like.metrics_table import METRICS
 from waitress_like.server_metrics import NO_METRICS
 
@@ -93,6 +94,32 @@ def get(address: tuple[str, int], path: str, method: str = "GET", body: bytes = 
 @pytest.fixture
 def app() -> RoutingApp:
     return RoutingApp()
+
+
+def _open_connections(samples: Samples) -> float:
+    return sum(value(samples, "waitress_like_connections", state=state) for state in METRIC_CONNECTION_STATES)
+
+
+def test_an_open_connection_counts_its_bytes_then_hands_them_over_once(
+    start_server: Any, app: RoutingApp
+) -> None:
+    """Bytes of an open connection are read with the gauges; when it closes they move
+    to the closed totals: the counters neither drop nor count them twice."""
+    server = start_server(app, metrics_listen="127.0.0.1:0")
+    raw = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(raw)
+        response = b""
+        while not response.endswith(b"app:/"):
+            chunk = sock.recv(4096)
+            assert chunk, response
+            response += chunk
+        open_samples = scrape_until(server, requests_counted(1))
+        assert _open_connections(open_samples) == 1
+    closed_samples = scrape_until(server, lambda samples: _open_connections(samples) == 0)
+    for samples in (open_samples, closed_samples):
+        assert value(samples, "waitress_like_received_bytes_total") == len(raw)
+        assert value(samples, "waitress_like_sent_bytes_total") == len(response)
 
 
 def test_requests_bytes_and_connections_after_known_traffic(start_server: Any, app: RoutingApp) -> None:
