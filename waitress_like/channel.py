@@ -31,7 +31,7 @@ import enum
 import io
 import logging
 import socket
-from typing import Any, Optional, Protocol, Union
+from typing import IO, Any, Optional, Protocol, Union
 
 from .buffers import OutputPipe, RequestBody
 from .channel_policy import ChannelPolicy
@@ -507,19 +507,7 @@ class Channel:
                     # but waitress sends it, and clients written for it may read it first.
                     self._continue_due = False
                     self._ready.append(_ErrorReply(_CONTINUE, close_connection=False))
-                self._ready.append(
-                    WSGIRequest(
-                        head,
-                        body.finish(),
-                        body.length,
-                        self._remote_addr,
-                        self._remote_port,
-                        self._listener,
-                        self.client_disconnected,
-                        proxy_trusted=self._proxy_trusted,
-                        tls=self._tls.info if self._tls is not None else None,
-                    )
-                )
+                self._ready.append(self._request(head, body.finish(), body.length))
                 queued = True
         if parser.state is ParserState.HEAD and self._head_started_at is None:
             # The deadline runs from the head's first byte, which came with the last recv.
@@ -550,17 +538,7 @@ class Channel:
         head = self._upgrade
         assert head is not None
         self._upgrade = None
-        request = WSGIRequest(
-            head,
-            io.BytesIO(),
-            0,
-            self._remote_addr,
-            self._remote_port,
-            self._listener,
-            self.client_disconnected,
-            proxy_trusted=self._proxy_trusted,
-            tls=self._tls.info if self._tls is not None else None,
-        )
+        request = self._request(head, io.BytesIO(), 0)
         leftover = self._parser.take_unparsed_bytes()
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
@@ -568,6 +546,20 @@ class Channel:
         self._set_interest(0)
         self.state = ChannelState.CLOSED  # closed for HTTP; the socket lives on elsewhere
         self._owner.upgrade_to_websocket(self, request, leftover)
+
+    def _request(self, head: RequestHead, body: IO[bytes], length: int) -> WSGIRequest:
+        """The request as the gateway takes it, with what this connection knows."""
+        return WSGIRequest(
+            head,
+            body,
+            length,
+            self._remote_addr,
+            self._remote_port,
+            self._listener,
+            self.client_disconnected,
+            proxy_trusted=self._proxy_trusted,
+            tls=self._tls.info if self._tls is not None else None,
+        )
 
     def _begin_progress(self, started_at: float) -> None:
         """A head or body begins: measure its rate from here (bytes already buffered count)."""

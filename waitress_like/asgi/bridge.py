@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Coroutine, Deque, Optional
 
-__all__ = ["BridgeLoop"]
+__all__ = ["BridgeLoop", "Waiters"]
 
 log = logging.getLogger("waitress_like")
 
@@ -173,6 +173,37 @@ class BridgeLoop:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+
+
+class Waiters:
+    """Coroutines on the bridge loop waiting for a change (more to receive, say).
+
+    Bridge-loop thread only: :meth:`wait` returns after the next :meth:`wake_all` (or
+    raises if the waiting task is cancelled); the caller then looks again at what it
+    waits for.
+    """
+
+    __slots__ = ("_futures",)
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[None]] = []
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        future: asyncio.Future[None] = loop.create_future()
+        self._futures.append(future)
+        try:
+            await future
+        finally:
+            if future in self._futures:
+                self._futures.remove(future)
+
+    def wake_all(self) -> None:
+        futures = self._futures
+        if futures:
+            self._futures = []
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
 
 
 def _cancel_everything(loop: asyncio.AbstractEventLoop) -> None:

@@ -28,7 +28,7 @@ import queue
 from typing import IO, Any, Awaitable, Callable, Mapping, Optional
 
 from ..buffers import ClientDisconnected
-from .bridge import BridgeLoop
+from .bridge import BridgeLoop, Waiters
 
 __all__ = ["ASGIApp", "BODY", "BODY_BLOCK_BYTES", "BodyReader", "ENDED", "RequestCycle"]
 
@@ -161,7 +161,7 @@ class RequestCycle:
         self._pending_start: Optional[tuple[int, Any]] = None
         self._sent = 0
         self._send_waiter: Optional[asyncio.Future[None]] = None
-        self._receive_waiters: list[asyncio.Future[None]] = []
+        self._receive_waiters = Waiters()
         self._abandoned = False
         self._task: Optional[asyncio.Task[None]] = None
 
@@ -257,11 +257,11 @@ class RequestCycle:
                     self.scope.get("path"),
                     exc_info=error,
                 )
-        self._notify_receivers()
+        self._receive_waiters.wake_all()
 
     def _on_abandoned(self) -> None:
         self._abandoned = True
-        self._notify_receivers()
+        self._receive_waiters.wake_all()
         self._wake_sender()
         if self._stage is not _Stage.DONE:
             # Let receive()/send() waiters see the disconnect first, then cancel: nobody
@@ -291,26 +291,12 @@ class RequestCycle:
                 return {"type": "http.disconnect"}
             # A block is on its way, or the body is complete: wait for a change.
             assert self._bridge.loop is not None
-            waiter: asyncio.Future[None] = self._bridge.loop.create_future()
-            self._receive_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._receive_waiters:
-                    self._receive_waiters.remove(waiter)
+            await self._receive_waiters.wait(self._bridge.loop)
 
     def _block_arrived(self, block: bytes, more: bool) -> None:
         self._block = block
         self._more_body = more
-        self._notify_receivers()
-
-    def _notify_receivers(self) -> None:
-        waiters = self._receive_waiters
-        if waiters:
-            self._receive_waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self._receive_waiters.wake_all()
 
     # -- loop side: send -------------------------------------------------------------------
 
@@ -336,7 +322,7 @@ class RequestCycle:
                 self._stage = _Stage.DONE
                 self._pending_start = None
                 outbox.put((BODY, start, body, False))
-                self._notify_receivers()
+                self._receive_waiters.wake_all()
                 return
             if not body:
                 return  # nothing to hand over; the head goes out with the first byte

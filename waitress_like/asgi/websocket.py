@@ -38,7 +38,7 @@ from ..buffers import ClientDisconnected
 from ..protocol.response import HOP_BY_HOP_HEADERS, check_header, http_date, simple_response
 from ..protocol.ws_events import is_valid_close_code
 from ..protocol.ws_handshake import WebSocketUpgrade, upgrade_response
-from .bridge import BridgeLoop
+from .bridge import BridgeLoop, Waiters
 from .cycle import ASGIApp
 
 __all__ = [
@@ -156,7 +156,7 @@ class WebSocketSession:
         self._final: Optional[dict[str, Any]] = None  # the disconnect message, once known
         self._taken = 0  # received messages taken and not yet reported to the loop
         self._in_flight = 0  # payload bytes sent and not yet acknowledged by the loop
-        self._receive_waiters: list[asyncio.Future[None]] = []
+        self._receive_waiters = Waiters()
         self._send_waiter: Optional[asyncio.Future[None]] = None
         self._denial: Optional[tuple[int, Any, list[bytes]]] = None
         self._task: Optional[asyncio.Task[None]] = None
@@ -170,7 +170,7 @@ class WebSocketSession:
     def deliver(self, message: dict[str, Any]) -> None:
         """A received message (``websocket.receive``) for the application."""
         self._inbox.append(message)
-        self._wake_receivers()
+        self._receive_waiters.wake_all()
 
     def disconnected(self, code: int, reason: str = "") -> None:
         """The connection is over for the application: ``receive`` returns
@@ -180,7 +180,7 @@ class WebSocketSession:
         message = {"type": "websocket.disconnect", "code": code, "reason": reason}
         self._final = message
         self._inbox.append(message)
-        self._wake_receivers()
+        self._receive_waiters.wake_all()
         self._wake_sender()
 
     def acknowledge(self, byte_count: int) -> None:
@@ -224,13 +224,7 @@ class WebSocketSession:
             if self._final is not None:
                 return self._final
             assert self._bridge.loop is not None
-            waiter: asyncio.Future[None] = self._bridge.loop.create_future()
-            self._receive_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._receive_waiters:
-                    self._receive_waiters.remove(waiter)
+            await self._receive_waiters.wait(self._bridge.loop)
         message = inbox.popleft()
         if message["type"] == "websocket.receive":
             self._taken += 1
@@ -238,14 +232,6 @@ class WebSocketSession:
                 self._schedule(self._transport.messages_taken, self._taken)
                 self._taken = 0
         return message
-
-    def _wake_receivers(self) -> None:
-        waiters = self._receive_waiters
-        if waiters:
-            self._receive_waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
 
     # -- send --------------------------------------------------------------------------
 
