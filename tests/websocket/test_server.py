@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 
@@ -255,3 +256,17 @@ def test_echo_over_tls_with_the_tls_extension_in_the_scope(start_server, https_c
     assert scope["scheme"] == "wss"
     assert scope["extensions"]["tls"]["tls_version"] in (0x0303, 0x0304)
     assert "websocket.http.response" in scope["extensions"]
+
+
+def test_websocket_frames_count_in_the_byte_metrics(serve) -> None:
+    from tests.metrics.test_prometheus import scrape, value
+
+    _, url, running = serve(metrics_listen="127.0.0.1:0")
+    big = os.urandom(1 << 20)  # does not shrink under permessage-deflate
+    with connect(url + "/echo", max_size=None) as ws:
+        ws.send(big)
+        assert ws.recv(timeout=WAIT_SECONDS) == big
+        samples = scrape(running)  # while the connection is open
+    assert value(samples, "waitress_like_connections", state="websocket") == 1
+    assert value(samples, "waitress_like_received_bytes_total") > len(big)
+    assert value(samples, "waitress_like_sent_bytes_total") > len(big)
