@@ -216,7 +216,7 @@ class Replay:
     def socket_clock(self, clock: StageClock) -> None:
         """Time the channels' recv and send calls: their sockets behind a timing proxy."""
         for channel in self.server.channels:
-            channel.socket = _TimedSocket(channel.socket, clock)
+            channel.socket = channel.transport = _TimedSocket(channel.socket, clock)
 
     def close(self) -> None:
         for client in self.clients:
@@ -237,6 +237,8 @@ class Replay:
             else:
                 handler.handle_event(mask)
         loop._run_calls()
+        if loop._end_of_turn:
+            loop._run_end_of_turn()  # the turn's requests go to the pool together
 
     def one_round(self) -> None:
         """One request on every connection, served as the threads would, in their order."""
