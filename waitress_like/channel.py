@@ -224,8 +224,7 @@ class Channel:
         self._linger_bytes = 0
         self.last_activity = self._created_at = now = self._loop.time()
         self._requests_started = 0
-        self._last_received_at = now
-        self._last_sent_at = now
+        self._last_received_at = self._last_sent_at = now
         # The first head's deadline runs from accept, so a client that connects and never
         # sends a byte (or a PROXY header, or half a head) is cut like a slowloris.
         self._head_started_at: Optional[float] = now
@@ -233,11 +232,8 @@ class Channel:
         # for request_min_rate and for choosing whom to close at the connection limit.
         self._progress_started_at = now
         self._progress_bytes = 0
-        # HTTP bytes this connection moved (inside TLS, if any), for the metrics: read
-        # with the connection gauges while it is open and counted once when it closes,
-        # cheaper than a call into the metrics on every recv and send.
-        self.received_bytes = 0
-        self.sent_bytes = 0
+        # Bytes moved (inside TLS, if any): the metrics read them, not told on each recv.
+        self.received_bytes = self.sent_bytes = 0
         self._deadline = _Deadline.NONE
         self._deadline_at = 0.0
         self._deadline_timer: Any = None
