@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequenc
 
 from .config import Settings
 from .listeners import Listener, bind_listeners
-from .metrics import Registry, render_text
+from .metrics import HISTOGRAM, MetricSpec, Registry, render_text
 from .metrics_endpoint import MetricsEndpoint
 from .metrics_table import (
     ACCEPTED,
@@ -69,26 +69,41 @@ __all__ = [
 log = logging.getLogger("waitress_like")
 
 _STATUS_TEXT = {code: str(code) for code in range(100, 1000)}
-_DURATION_KEY: tuple[str, tuple[str, ...]] = (DURATION, ())
-_RequestKeys = tuple[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]]
-# method -> status -> the (requests_total, responses_total) keys, filled as they are met.
-# Bounded: known methods only (a client may send any), and statuses 100-999.
-_REQUEST_KEYS: dict[str, dict[int, _RequestKeys]] = {method: {} for method in KNOWN_METHODS}
-_OTHER_METHOD_KEYS: dict[int, _RequestKeys] = {}
+# Internal: one histogram of durations per (method, status text), the only thing a request
+# records. The request and response counters and the duration histogram are sums of
+# these cells, made when a snapshot is taken (see _expand_request_cells).
+_CELLS = "waitress_like_request_cells"
+_CELLS_SPEC = MetricSpec(_CELLS, HISTOGRAM, "internal", ("method", "status"), DURATION_BUCKETS)
+_CellKey = tuple[str, tuple[str, str]]
+# method -> status -> the cell's key, filled as they are met. Bounded: known methods
+# only (a client may send any), and statuses 100-999.
+_CELL_KEYS: dict[str, dict[int, _CellKey]] = {method: {} for method in KNOWN_METHODS}
+_OTHER_METHOD_CELL_KEYS: dict[int, _CellKey] = {}
 
 
-def _request_keys(method: str, status: int) -> _RequestKeys:
-    """The counter keys of a request, remembered for the next one like it."""
+def _cell_key(method: str, status: int) -> _CellKey:
+    """The key of a request's cell, remembered for the next one like it."""
     known = method in KNOWN_METHODS
-    status_text = _STATUS_TEXT.get(status, "other")
-    status_class = f"{status // 100}xx" if status in _STATUS_TEXT else "other"
-    keys = (
-        (REQUESTS, (method if known else "other", status_class)),
-        (RESPONSES, (status_text,)),
-    )
+    key = (_CELLS, (method if known else "other", _STATUS_TEXT.get(status, "other")))
     if status in _STATUS_TEXT:
-        (_REQUEST_KEYS[method] if known else _OTHER_METHOD_KEYS)[status] = keys
-    return keys
+        (_CELL_KEYS[method] if known else _OTHER_METHOD_CELL_KEYS)[status] = key
+    return key
+
+
+def _expand_request_cells(metrics: dict[str, Any]) -> None:
+    """Replace the cells in a snapshot's ``metrics`` by the families made of them."""
+    requests: dict[tuple[str, str], float] = {}
+    responses: dict[str, float] = {}
+    durations: list[float] = []
+    for (method, status_text), cell in metrics.pop(_CELLS, ()):
+        count = sum(cell[:-1])
+        status_class = "other" if status_text == "other" else status_text[0] + "xx"
+        requests[(method, status_class)] = requests.get((method, status_class), 0) + count
+        responses[status_text] = responses.get(status_text, 0) + count
+        durations = list(cell) if not durations else [a + b for a, b in zip(durations, cell)]
+    metrics[REQUESTS] = [[list(labels), count] for labels, count in requests.items()]
+    metrics[RESPONSES] = [[[status_text], count] for status_text, count in responses.items()]
+    metrics[DURATION] = [[[], durations]] if durations else []
 
 
 _SAMPLE_LIMIT = 10_000  # statsd timer samples kept per thread between two flushes
@@ -194,7 +209,9 @@ class ServerMetrics(MetricsRecorder):
         report: Optional[Callable[[dict[str, Any]], None]] = None,
         report_interval_seconds: float = REPORT_INTERVAL_SECONDS,
     ) -> None:
-        self.registry = Registry(METRICS, sample_limit=_SAMPLE_LIMIT if statsd is not None else 0)
+        self.registry = Registry(
+            (*METRICS, _CELLS_SPEC), sample_limit=_SAMPLE_LIMIT if statsd is not None else 0
+        )
         self._timings = statsd is not None
         self._endpoint_listeners = list(endpoint_listeners)
         self.endpoint_addresses = [listener.address for listener in self._endpoint_listeners]
@@ -232,16 +249,13 @@ class ServerMetrics(MetricsRecorder):
         self.registry.shard().add(EVICTED)
 
     def request_done(self, method: str, status: int, duration_seconds: float) -> None:
-        # Runs for every request: the counter keys are made once per (method, status)
-        # and the histogram update is Shard.observe inlined.
-        keys = _REQUEST_KEYS.get(method, _OTHER_METHOD_KEYS).get(status) or _request_keys(method, status)
+        # Runs for every request: one histogram cell (Shard.observe inlined), whose key is
+        # made once per (method, status); the counters are derived from the cells.
+        key = _CELL_KEYS.get(method, _OTHER_METHOD_CELL_KEYS).get(status) or _cell_key(method, status)
         shard = self.registry.shard()
-        values = shard.values
-        for key in keys:
-            values[key] = values.get(key, 0) + 1
-        cell = shard.histograms.get(_DURATION_KEY)
+        cell = shard.histograms.get(key)
         if cell is None:
-            cell = shard.histograms[_DURATION_KEY] = [0] * (len(DURATION_BUCKETS) + 1) + [0.0]
+            cell = shard.histograms[key] = [0] * (len(DURATION_BUCKETS) + 1) + [0.0]
         cell[bisect_left(DURATION_BUCKETS, duration_seconds)] += 1
         cell[-1] += duration_seconds
         if self._timings:
@@ -271,7 +285,9 @@ class ServerMetrics(MetricsRecorder):
             gauges = self._read_gauges() if read_server else {}
         if self._standalone:
             gauges[WORKERS] = {(): 1}
-        return self.registry.snapshot(gauges)
+        snapshot = self.registry.snapshot(gauges)
+        _expand_request_cells(snapshot["metrics"])
+        return snapshot
 
     def _counters(self) -> dict[str, Any]:
         return self.snapshot(read_server=False)
