@@ -20,9 +20,9 @@ without needing Sphinx.
 from __future__ import annotations
 
 import argparse
-import re
 import importlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
