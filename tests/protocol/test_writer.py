@@ -17,7 +17,9 @@ import pytest
 from waitress_like.errors import LocalProtocolError
 from waitress_like.protocol import Framing, HeadPolicy, ResponseWriter
 from waitress_like.protocol import response as response_module
+from waitress_like.protocol import writer as writer_module
 from waitress_like.protocol.response import check_header, parse_status
+from waitress_like.protocol.writer import CACHED_HEADS
 
 from .test_request_parser import random_pieces
 
@@ -317,6 +319,65 @@ def test_default_headers_unless_the_application_set_them() -> None:
         b"HTTP/1.1 200 OK\r\ncache-control: max-age=5\r\nX-Frame-Options: DENY\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
+
+
+# -- heads the policy remembers -----------------------------------------------------------------
+
+
+def test_a_repeated_head_is_checked_and_framed_once() -> None:
+    policy = HeadPolicy(server="srv", date=False)
+    heads = [frame([b"hi"], headers=[("Content-Type", "text/plain")], policy=policy).head for _ in range(3)]
+    assert heads[0] == heads[1] == heads[2]
+    assert len(policy.checked_heads) == 1
+    assert len(policy.framed_heads) == 1
+
+
+def test_a_head_differing_in_one_value_is_framed_anew() -> None:
+    policy = HeadPolicy(date=False)
+    first = frame([b""], "302 Found", [("Location", "/a")], policy=policy)
+    second = frame([b""], "302 Found", [("Location", "/b")], policy=policy)
+    assert first.read().header("Location") == "/a"
+    assert second.read().header("Location") == "/b"
+
+
+def test_a_remembered_head_takes_the_length_it_is_given() -> None:
+    policy = HeadPolicy(date=False)
+    for length in (3, 5, 3):
+        framed = frame([b"x" * length], headers=[("X-A", "1")], content_length=length, policy=policy)
+        assert framed.read().header("Content-Length") == str(length)
+        assert framed.read().body == b"x" * length
+
+
+def test_a_remembered_head_takes_the_date_of_its_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = HeadPolicy(date=True)
+    for date in ("Mon, 01 Jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 00:00:01 GMT"):
+        monkeypatch.setattr(writer_module, "http_date", lambda date=date: date)
+        assert frame([b""], headers=[("X-A", "1")], policy=policy).read().header("Date") == date
+
+
+def test_the_policys_caches_stay_bounded() -> None:
+    policy = HeadPolicy(date=False)
+    for index in range(CACHED_HEADS * 2 + 7):
+        frame([b""], headers=[("X-Request", str(index))], policy=policy)
+        assert len(policy.checked_heads) <= CACHED_HEADS
+        assert len(policy.framed_heads) <= CACHED_HEADS
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [["Content-Type", "text/plain"]],  # a list, not a tuple: unhashable too
+        [("Content-Type", ["text/plain"])],
+        [("X-A", "1\r\nX-Injected: 1")],
+    ],
+)
+def test_a_bad_head_is_refused_even_beside_a_remembered_one(headers: list) -> None:
+    policy = HeadPolicy(date=False)
+    frame([b""], headers=[("Content-Type", "text/plain"), ("X-A", "1")], policy=policy)
+    writer = ResponseWriter(policy, "GET", (1, 1), True)
+    with pytest.raises(LocalProtocolError):
+        writer.set_head("200 OK", headers)
+    assert writer.status == "" and writer._head_key is None
 
 
 # -- the head the application gives ------------------------------------------------------------

@@ -130,3 +130,27 @@ def test_arbitrary_head_text_is_refused_or_reads_back_exactly(status: str, heade
     response = read_back(writer.start(), "HEAD")  # the head alone
     assert response.status_line == "HTTP/1.1 " + status
     assert response.headers[: len(headers)] == headers
+
+
+# (c) A head framed from a policy's caches is the head framed afresh.
+
+SHARED_POLICY = HeadPolicy(server="srv", date=False)  # fills its caches across examples
+
+
+@PROPERTY_SETTINGS
+@given(responses(), st.integers(0, 2))
+def test_a_remembered_head_is_the_head_framed_afresh(case: dict, repeats: int) -> None:
+    case["pieces"] = [b"body"]
+    fresh = frame(**{**case, "policy": HeadPolicy(server="srv", date=False)})
+    for _ in range(1 + repeats):
+        again = frame(**{**case, "policy": SHARED_POLICY, "headers": list(case["headers"])})
+        assert (again.head, again.wire, again.writer.keep_alive) == (
+            fresh.head,
+            fresh.wire,
+            fresh.writer.keep_alive,
+        )
+        assert (again.writer.status_code, again.writer.content_length, again.writer.framing) == (
+            fresh.writer.status_code,
+            fresh.writer.content_length,
+            fresh.writer.framing,
+        )

@@ -24,14 +24,20 @@ policy, given once as a :class:`HeadPolicy`. ``Content-Length`` comes from the
 application (or :meth:`~ResponseWriter.set_content_length`); ``Transfer-Encoding`` and
 ``Connection`` only ever from the writer.
 
+A route answers with the same status and header list again and again, so a
+:class:`HeadPolicy` remembers the heads it has checked and framed: a head equal to one
+seen before (compared by value, as a tuple) is neither checked nor formatted again.
+
 Thread contract: a writer belongs to the one thread producing its response; a
-:class:`HeadPolicy` is read-only and shared by all.
+:class:`HeadPolicy` is shared by all. Its settings are read-only; its two caches are
+dicts that any thread reads and fills with single dict operations (atomic in CPython),
+and a race only makes the same entry twice.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Optional, Sequence
+from typing import Any, Hashable, Optional, Sequence
 
 from ..errors import LocalProtocolError
 from .response import (
@@ -42,7 +48,7 @@ from .response import (
     simple_response,
 )
 
-__all__ = ["Framing", "HeadPolicy", "ResponseWriter"]
+__all__ = ["CACHED_HEADS", "Framing", "HeadPolicy", "ResponseWriter"]
 
 Headers = Sequence[tuple[str, str]]
 HeaderList = list[tuple[str, str]]
@@ -63,9 +69,14 @@ class HeadPolicy:
     ``server`` is the Server header's value ("" for none), ``date`` whether to send Date;
     an application's own Date or Server wins over ours. ``default_headers`` are sent
     unless the application set a header of the same name (compared case-insensitively).
+
+    ``checked_heads`` maps ``(status, header tuple)`` to what :meth:`ResponseWriter.set_head`
+    found in it; ``framed_heads`` maps that key and the framing to the bytes
+    :meth:`ResponseWriter.start` returns. Each holds at most :data:`CACHED_HEADS` entries
+    and is emptied when full, so heads that never repeat cost only their own checking.
     """
 
-    __slots__ = ("server", "date", "default_headers", "_default_names")
+    __slots__ = ("server", "date", "default_headers", "_default_names", "checked_heads", "framed_heads")
 
     def __init__(
         self, server: str = "", date: bool = True, default_headers: tuple[tuple[str, str], ...] = ()
@@ -74,6 +85,8 @@ class HeadPolicy:
         self.date = date
         self.default_headers = default_headers
         self._default_names = frozenset(name.lower() for name, _ in default_headers)
+        self.checked_heads: dict[Hashable, tuple[int, Optional[int], bool, bool]] = {}
+        self.framed_heads: dict[Hashable, bytes] = {}
 
     def default_lines(self, headers: Headers) -> str:
         """The default header lines for a response whose own headers are ``headers``."""
@@ -84,6 +97,16 @@ class HeadPolicy:
         )
 
 
+#: How many heads each cache of a :class:`HeadPolicy` keeps (then it starts again).
+CACHED_HEADS = 256
+
+
+def _remember(cache: dict[Hashable, Any], key: Hashable, value: Any) -> None:
+    if len(cache) >= CACHED_HEADS:
+        cache.clear()
+    cache[key] = value
+
+
 # Chunks smaller than this are framed as one new bytes object (a copy), larger ones as three
 # pieces around the application's own object.
 _JOIN_CHUNKS_BELOW_BYTES = 8 * 1024
@@ -91,6 +114,17 @@ _JOIN_CHUNKS_BELOW_BYTES = 8 * 1024
 # The headers of a writer without a head yet. Shared, so never changed in place (nothing
 # here changes a header list in place: a new Content-Length makes a new list).
 _NO_HEADERS: HeaderList = []
+
+
+def _head_key(status: object, headers: object) -> Optional[Hashable]:
+    """``(status, headers as a tuple)``, or None for a head that cannot be a key (it is
+    then checked every time, and refused if malformed); the key may still hold an
+    unhashable item. A key equal to a checked one has the same text, so what is sent is
+    the same; only a str or tuple subclass in it is not refused as a first sight would
+    refuse it."""
+    if type(status) is not str or type(headers) is not list:
+        return None
+    return (status, tuple(headers))
 
 
 class ResponseWriter:
@@ -122,6 +156,7 @@ class ResponseWriter:
         "finished",
         "_app_date",
         "_app_server",
+        "_head_key",
     )
 
     def __init__(self, policy: HeadPolicy, method: str, version: tuple[int, int], keep_alive: bool) -> None:
@@ -138,6 +173,7 @@ class ResponseWriter:
         self.finished = False
         self._app_date = False
         self._app_server = False
+        self._head_key: Optional[Hashable] = None  # the head as a cache key; None: uncached
 
     # -- the head ----------------------------------------------------------------------
 
@@ -151,6 +187,26 @@ class ResponseWriter:
         """
         if self.framing is not None or self.finished:
             raise LocalProtocolError("the response head is already out")
+        key = _head_key(status, headers)
+        checked = None
+        if key is not None:
+            try:
+                checked = self.policy.checked_heads.get(key)
+            except TypeError:  # an unhashable item (a list, say): checked, and refused, below
+                key = None
+        if checked is None:
+            checked = self._check_head(status, headers)
+            if key is not None:
+                _remember(self.policy.checked_heads, key, checked)
+        self.status = status  # type: ignore[assignment]  # checked: it is a str
+        self.headers = headers  # type: ignore[assignment]  # checked: a list of tuples
+        self.status_code, self.content_length, self._app_date, self._app_server = checked
+        self._head_key = key
+
+    @staticmethod
+    def _check_head(status: object, headers: object) -> tuple[int, Optional[int], bool, bool]:
+        """Check a head (see :meth:`set_head`); return its status code, Content-Length and
+        whether it carries its own Date and Server."""
         status_code = parse_status(status)
         if type(headers) is not list:
             raise LocalProtocolError(f"headers must be a list, got {type(headers).__name__}")
@@ -169,12 +225,7 @@ class ResponseWriter:
                 app_date = True  # the application's own value wins over ours
             elif lowered == "server":
                 app_server = True
-        self.status = status  # type: ignore[assignment]  # parse_status checked it is a str
-        self.status_code = status_code
-        self.headers = headers
-        self.content_length = content_length
-        self._app_date = app_date
-        self._app_server = app_server
+        return status_code, content_length, app_date, app_server
 
     def set_content_length(self, length: int) -> None:
         """Say the body is ``length`` bytes, replacing the application's Content-Length.
@@ -192,6 +243,8 @@ class ResponseWriter:
             headers.append(header)
             self.headers = headers
         self.content_length = length
+        if self._head_key is not None:  # the same head and length give the same headers
+            self._head_key = (self._head_key, length)
 
     def start(self, last_response: bool = False) -> bytes:
         """Decide the framing and return the status line and header section.
@@ -214,6 +267,23 @@ class ResponseWriter:
             framing = Framing.UNTIL_CLOSE
         keep_alive = self.keep_alive and not last_response and framing is not Framing.UNTIL_CLOSE
         policy = self.policy
+        date = http_date() if policy.date and not self._app_date else ""
+        if self._head_key is None:
+            head = self._frame_head(framing, keep_alive, date)
+        else:
+            key = (self._head_key, version, framing, keep_alive, date)
+            head = policy.framed_heads.get(key)  # type: ignore[assignment]
+            if head is None:
+                head = self._frame_head(framing, keep_alive, date)
+                _remember(policy.framed_heads, key, head)
+        self.framing = framing  # only now: a start() that raised has changed nothing
+        self.keep_alive = keep_alive
+        return head
+
+    def _frame_head(self, framing: Framing, keep_alive: bool, date: str) -> bytes:
+        """The status line and header section; ``date`` is the Date value ("" for none)."""
+        version = self.version
+        policy = self.policy
         # One str grown in place (CPython does for +=): cheaper than joining a list of lines.
         text = "HTTP/%d.%d %s\r\n" % (version[0], version[1], self.status)
         for name, value in self.headers:
@@ -222,8 +292,8 @@ class ResponseWriter:
             text += policy.default_lines(self.headers)
         if framing is Framing.CHUNKED:
             text += "Transfer-Encoding: chunked\r\n"
-        if policy.date and not self._app_date:
-            text += f"Date: {http_date()}\r\n"
+        if date:
+            text += f"Date: {date}\r\n"
         if policy.server and not self._app_server:
             text += f"Server: {policy.server}\r\n"
         if not keep_alive:
@@ -234,10 +304,7 @@ class ResponseWriter:
             text += "Connection: Keep-Alive\r\n\r\n"
         else:
             text += "\r\n"
-        head = text.encode("latin-1")
-        self.framing = framing  # only now: a start() that raised has changed nothing
-        self.keep_alive = keep_alive
-        return head
+        return text.encode("latin-1")
 
     def error_response(self, status_code: int, detail: str) -> bytes:
         """A whole response the server gives instead of the application's (which may have
