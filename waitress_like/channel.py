@@ -209,7 +209,7 @@ class Channel:
         self._preamble = policy.proxy.preamble_reader(self._proxy_trusted)
         self.state = ChannelState.OPEN
         self._parser = RequestParser(policy.parser_limits)
-        self._receiving: Optional[tuple[RequestHead, RequestBody]] = None
+        self._receiving: Optional[tuple[RequestHead, Optional[RequestBody]]] = None  # body None: none
         self._continue_due = False
         self._upgrade: Optional[RequestHead] = None  # a WebSocket upgrade to hand over
         # Requests waiting their turn; rarely more than one or two, so a list (a deque
@@ -489,10 +489,12 @@ class Channel:
                     return True
                 self._head_started_at = None
                 self._begin_progress(self._last_received_at)
-                self._receiving = (event, RequestBody(self._policy.inbuf_overflow))
+                # Most requests have no body: no buffer for them (wsgi.input is then empty).
+                has_body = event.content_length or event.chunked
+                self._receiving = (event, RequestBody(self._policy.inbuf_overflow) if has_body else None)
                 self._continue_due = event.expect_continue
             elif isinstance(event, BodyChunk):
-                assert self._receiving is not None
+                assert self._receiving is not None and self._receiving[1] is not None
                 self._receiving[1].append(event.data)
             elif isinstance(event, EndOfRequest):
                 assert self._receiving is not None
@@ -503,7 +505,10 @@ class Channel:
                     # but waitress sends it, and clients written for it may read it first.
                     self._continue_due = False
                     self._ready.append(_ErrorReply(_CONTINUE, close_connection=False))
-                self._ready.append(self._request(head, body.finish(), body.length))
+                if body is None:
+                    self._ready.append(self._request(head, io.BytesIO(), 0))
+                else:
+                    self._ready.append(self._request(head, body.finish(), body.length))
                 queued = True
         if parser.state is ParserState.HEAD and self._head_started_at is None:
             # The deadline runs from the head's first byte, which came with the last recv.
@@ -839,7 +844,8 @@ class Channel:
 
     def _drop_partial_request(self) -> None:
         if self._receiving is not None:
-            self._receiving[1].close()
+            if self._receiving[1] is not None:
+                self._receiving[1].close()
             self._receiving = None
         self._continue_due = False
 
