@@ -203,6 +203,24 @@ class OutputPipe:
     change the producer makes, either it notifies or a ``send_to`` is still to come.
     """
 
+    # One pipe per response: slots make it cheaper to build.
+    __slots__ = (
+        "_overflow_bytes",
+        "_high_watermark_bytes",
+        "_notify",
+        "_lock",
+        "_drained",
+        "_items",
+        "_memory_bytes",
+        "pending_bytes",
+        "_notify_pending",
+        "finished",
+        "close_connection",
+        "aborted",
+        "sent_bytes",
+        "last_response",
+    )
+
     def __init__(
         self,
         overflow_bytes: int,
