@@ -19,7 +19,7 @@ from waitress_like.protocol import Framing, HeadPolicy, ResponseWriter
 from waitress_like.protocol import response as response_module
 from waitress_like.protocol import writer as writer_module
 from waitress_like.protocol.response import check_header, parse_status
-from waitress_like.protocol.writer import CACHED_HEADS
+from waitress_like.protocol.writer import CACHED_HEAD_MAX_BYTES, CACHED_HEADS
 
 from .test_request_parser import random_pieces
 
@@ -353,6 +353,15 @@ def test_a_remembered_head_takes_the_date_of_its_second(monkeypatch: pytest.Monk
     for date in ("Mon, 01 Jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 00:00:01 GMT"):
         monkeypatch.setattr(writer_module, "http_date", lambda date=date: date)
         assert frame([b""], headers=[("X-A", "1")], policy=policy).read().header("Date") == date
+
+
+def test_a_large_head_is_not_remembered() -> None:
+    policy = HeadPolicy(date=False)
+    value = "x" * CACHED_HEAD_MAX_BYTES
+    for _ in range(2):
+        framed = frame([b""], headers=[("Content-Security-Policy", value)], policy=policy)
+        assert framed.read().header("Content-Security-Policy") == value
+    assert policy.checked_heads == {} and policy.framed_heads == {}
 
 
 def test_the_policys_caches_stay_bounded() -> None:

@@ -48,7 +48,7 @@ from .response import (
     simple_response,
 )
 
-__all__ = ["CACHED_HEADS", "Framing", "HeadPolicy", "ResponseWriter"]
+__all__ = ["CACHED_HEADS", "CACHED_HEAD_MAX_BYTES", "Framing", "HeadPolicy", "ResponseWriter"]
 
 Headers = Sequence[tuple[str, str]]
 HeaderList = list[tuple[str, str]]
@@ -73,7 +73,8 @@ class HeadPolicy:
     ``checked_heads`` maps ``(status, header tuple)`` to what :meth:`ResponseWriter.set_head`
     found in it; ``framed_heads`` maps that key and the framing to the bytes
     :meth:`ResponseWriter.start` returns. Each holds at most :data:`CACHED_HEADS` entries
-    and is emptied when full, so heads that never repeat cost only their own checking.
+    of at most :data:`CACHED_HEAD_MAX_BYTES` of header text, and is emptied when full, so
+    heads that never repeat cost only their own checking.
     """
 
     __slots__ = ("server", "date", "default_headers", "_default_names", "checked_heads", "framed_heads")
@@ -97,8 +98,15 @@ class HeadPolicy:
         )
 
 
-#: How many heads each cache of a :class:`HeadPolicy` keeps (then it starts again).
+#: How many heads each cache of a :class:`HeadPolicy` keeps (then it starts again), and
+#: the largest header list (names and values) remembered: so the caches hold at most a
+#: few megabytes, whatever the application sends.
 CACHED_HEADS = 256
+CACHED_HEAD_MAX_BYTES = 4096
+
+
+def _text_bytes(headers: HeaderList) -> int:
+    return sum(len(name) + len(value) for name, value in headers)
 
 
 def _remember(cache: dict[Hashable, Any], key: Hashable, value: Any) -> None:
@@ -196,8 +204,10 @@ class ResponseWriter:
                 key = None
         if checked is None:
             checked = self._check_head(status, headers)
-            if key is not None:
+            if key is not None and _text_bytes(headers) <= CACHED_HEAD_MAX_BYTES:  # type: ignore[arg-type]
                 _remember(self.policy.checked_heads, key, checked)
+            else:
+                key = None
         self.status = status  # type: ignore[assignment]  # checked: it is a str
         self.headers = headers  # type: ignore[assignment]  # checked: a list of tuples
         self.status_code, self.content_length, self._app_date, self._app_server = checked
