@@ -6,8 +6,11 @@
 Unlike run.py, nothing is pinned: the servers may use every core and wrk (``-t2``)
 shares them, so on a 2-core machine the ceiling of 2 workers over 1 is below 2x. The
 contenders take turns within each repetition (A B C D, A B C D, ...) and the median of
-the repetitions is reported, with the ratio to waitress_like with one worker. Every
-server gets ``--threads`` threads per worker and the hello app of apps.py.
+the repetitions is reported, with the ratio to waitress_like with one worker, and the
+CPU time the server's processes (supervisor and workers) spent per request, read from
+``/proc`` (Linux): if a worker costs as much per request as a single process does, the
+per-core figures hold per worker. Every server gets ``--threads`` threads per worker
+and the hello app of apps.py.
 
 Sets up benchmarks/.venv-peers and wrk as run.py does (granian is in
 requirements-peers.txt), unless --no-setup. Writes results/workers.json.
@@ -63,9 +66,29 @@ CONTENDERS: dict[str, Callable[[int, int], list[str]]] = {
 }
 
 
+def _group_cpu_seconds(group: int) -> float:
+    """CPU time (user and system) of every live process in process group ``group``;
+    NaN where there is no Linux ``/proc``."""
+    if not os.path.isdir("/proc/self"):
+        return float("nan")
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            # The fields after the command name's ")": state, ppid, pgrp, ... utime, stime.
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def _running(name: str, command: list[str], port: int, log_dir: Path) -> Iterator[None]:
-    """Start ``command`` in its own process group; yield once GET / answers; stop it."""
+def _running(name: str, command: list[str], port: int, log_dir: Path) -> Iterator[int]:
+    """Start ``command`` in its own process group; yield the group's id once GET /
+    answers; stop it."""
     from servers import (
         READY_TIMEOUT_SECONDS,
         ServerFailed,
@@ -104,7 +127,7 @@ def _running(name: str, command: list[str], port: int, log_dir: Path) -> Iterato
             raise ServerFailed(
                 f"{name}: {error}; log: {log_path.read_text(errors='replace')[-300:]}"
             ) from None
-        yield
+        yield process.pid  # process_group=0: the group's id is the leader's pid
     finally:
         _stop(process)
 
@@ -136,14 +159,19 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, list[dict[str,
         for name in args.contenders:
             port = free_port()
             try:
-                with _running(name, CONTENDERS[name](port, args.threads), port, log_dir):
+                with _running(name, CONTENDERS[name](port, args.threads), port, log_dir) as group:
+                    cpu_before = _group_cpu_seconds(group)
                     result = _wrk(port, args.connections, args.duration)
+                    cpu = _group_cpu_seconds(group) - cpu_before
             except (ServerFailed, subprocess.CalledProcessError) as error:
                 print(f"[{repetition}/{args.repeat}] {name:<26} FAILED: {error}", flush=True)
                 continue
+            requests = result["requests_per_second"] * args.duration
+            result["server_cpu_us_per_request"] = cpu / requests * 1e6 if requests else float("nan")
             runs[name].append(result)
             print(f"[{repetition}/{args.repeat}] {name:<26} {result['requests_per_second']:>10,.0f} req/s, "
-                  f"p99 {result.get('p99_ms', float('nan')):.2f} ms", flush=True)  # fmt: skip
+                  f"p99 {result.get('p99_ms', float('nan')):.2f} ms, "
+                  f"server CPU {result['server_cpu_us_per_request']:.1f} us/req", flush=True)  # fmt: skip
     return runs
 
 
@@ -153,17 +181,23 @@ def report(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         for name, results in runs.items()
         if results
     }
+    cpu = {
+        name: statistics.median(run["server_cpu_us_per_request"] for run in results)
+        for name, results in runs.items()
+        if results
+    }
     baseline = medians.get(BASELINE)
-    print(f"\n{'server':<28}{'req/s (median)':>16}{'vs -w 1':>10}")
+    print(f"\n{'server':<28}{'req/s (median)':>16}{'vs -w 1':>10}{'server CPU us/req':>20}")
     for name, value in medians.items():
         ratio = f"{value / baseline:.2f}x" if baseline else "-"
-        print(f"{name:<28}{value:>16,.0f}{ratio:>10}")
+        print(f"{name:<28}{value:>16,.0f}{ratio:>10}{cpu[name]:>20.1f}")
     two = medians.get("waitress_like -w 2")
     if baseline and two:
         verdict = "met" if two / baseline >= TARGET_RATIO else "NOT met"
         print(f"\ntarget: 2 workers >= {TARGET_RATIO}x one worker: {two / baseline:.2f}x, {verdict}")
     return {
         "medians": medians,
+        "server_cpu_us_per_request": cpu,
         "ratios": {name: value / baseline for name, value in medians.items()} if baseline else {},
     }
 
