@@ -282,10 +282,11 @@ class ResponseWriter:
             head = self._frame_head(framing, keep_alive, date)
         else:
             key = (self._head_key, version, framing, keep_alive, date)
-            head = policy.framed_heads.get(key)  # type: ignore[assignment]
-            if head is None:
-                head = self._frame_head(framing, keep_alive, date)
-                _remember(policy.framed_heads, key, head)
+            cached = policy.framed_heads.get(key)
+            if cached is None:
+                cached = self._frame_head(framing, keep_alive, date)
+                _remember(policy.framed_heads, key, cached)
+            head = cached
         self.framing = framing  # only now: a start() that raised has changed nothing
         self.keep_alive = keep_alive
         return head
