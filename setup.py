@@ -13,6 +13,26 @@ def read(*parts):
         return handle.read()
 
 
+# The modules a compiled build turns into C extensions with mypyc (the same source; see
+# docs/install.rst). Pure Python is the default, and the fallback wherever they are absent.
+COMPILED_MODULES = [
+    "waitress_like/protocol/request.py",
+    "waitress_like/protocol/response.py",
+    "waitress_like/protocol/writer.py",
+    "waitress_like/wsgi.py",
+    "waitress_like/channel.py",
+]
+
+
+def compiled_extensions():
+    """mypyc's extensions when WAITRESS_LIKE_COMPILE=1 (mypy must be importable)."""
+    if os.environ.get("WAITRESS_LIKE_COMPILE") != "1":
+        return []
+    from mypyc.build import mypycify
+
+    return mypycify(COMPILED_MODULES, opt_level="3")
+
+
 VERSION = re.search(r'^__version__ = "([^"]+)"', read("waitress_like", "__init__.py"), re.M).group(1)
 
 TEST_EXTRAS = [
@@ -33,6 +53,7 @@ TEST_EXTRAS = [
     "prometheus_client",
     "websockets",
     "setproctitle",
+    "mypy",  # mypyc, for tests/test_compiled.py
 ]
 
 setup(
@@ -44,6 +65,7 @@ setup(
     license="MIT",
     packages=find_packages(include=["waitress_like", "waitress_like.*"]),
     package_data={"waitress_like": ["py.typed"]},
+    ext_modules=compiled_extensions(),
     python_requires=">=3.9",
     install_requires=[],
     extras_require={

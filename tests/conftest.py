@@ -36,6 +36,15 @@ PLAIN_ONLY = pytest.mark.plain_only
 os.environ["WAITRESS_LIKE_DEBUG"] = "1"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under test_compiled.py's child run, every compiled module must be the build's."""
+    under_test = os.environ.get("WAITRESS_LIKE_UNDER_TEST")
+    if under_test:
+        from tests.test_compiled import loaded_from_build
+
+        loaded_from_build(Path(under_test))
+
+
 def _open_fds() -> set[int]:
     try:
         return {int(name) for name in os.listdir("/proc/self/fd")}

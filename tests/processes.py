@@ -29,10 +29,18 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 
 
+def package_paths() -> list[str]:
+    """Where a child process finds the waitress_like under test, then this checkout's
+    ``tests``: ``$WAITRESS_LIKE_UNDER_TEST`` (a compiled build, see test_compiled.py)
+    first when it is set."""
+    under_test = os.environ.get("WAITRESS_LIKE_UNDER_TEST")
+    return ([under_test] if under_test else []) + [str(REPO_ROOT)]
+
+
 def child_environment(**extra: str) -> dict[str, str]:
     """os.environ with the checkout importable (it need not be installed) plus ``extra``."""
     environment = dict(os.environ)
-    paths = [str(REPO_ROOT)] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = package_paths() + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     environment.pop("LISTEN_FDS", None)
     environment.pop("LISTEN_PID", None)

@@ -348,6 +348,10 @@ def test_a_remembered_head_takes_the_length_it_is_given() -> None:
         assert framed.read().body == b"x" * length
 
 
+@pytest.mark.skipif(
+    not writer_module.__file__ or not writer_module.__file__.endswith(".py"),
+    reason="a compiled writer calls http_date directly: monkeypatching the module cannot reach it",
+)
 def test_a_remembered_head_takes_the_date_of_its_second(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = HeadPolicy(date=True)
     for date in ("Mon, 01 Jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 00:00:01 GMT"):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import package_paths
 from tests.sdists import WAITRESS, fetch_sdist
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ def run_suite(tree: Path, junit_path: Path) -> subprocess.CompletedProcess:
     # this checkout (the child's own tests package must stay waitress's, which the child's
     # working directory, first on sys.path, guarantees).
     environment["PYTHONPATH"] = os.pathsep.join(
-        [str(tree / "src"), str(SHIM_DIRECTORY), str(REPO_ROOT), *inherited]
+        [str(tree / "src"), str(SHIM_DIRECTORY), *package_paths(), *inherited]
     )
     command = [
         sys.executable,
