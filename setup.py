@@ -14,7 +14,7 @@ def read(*parts):
 
 
 # The modules a compiled build turns into C extensions with mypyc (the same source; see
-# docs/install.rst). Pure Python is the default, and the fallback wherever they are absent.
+# docs/quickstart.rst). Pure Python is the default, and the fallback wherever they are absent.
 COMPILED_MODULES = [
     "waitress_like/protocol/request.py",
     "waitress_like/protocol/response.py",
